@@ -1,0 +1,266 @@
+//! Request encoding: method, target, headers and body into a caller-owned buffer.
+//!
+//! Invariants: the encoder only appends to the buffer it is given (a caller that
+//! clears and reuses one buffer allocates nothing once the buffer has grown to its
+//! working size); header names and values are written as given after a check that
+//! they contain no CR, LF or NUL (so a user value can never smuggle a second header or
+//! request), and a user header replaces the default header of the same name
+//! (ASCII case-insensitive).
+
+use crate::error::{Error, ErrorKind};
+
+/// The parts of one request that the encoder needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// Method token, e.g. `GET`.
+    pub method: &'a str,
+    /// Request target: origin-form (`/path?q`) or, to a proxy, absolute-form.
+    pub target: &'a str,
+    /// Value of the Host header: the host (IPv6 in brackets) with `:port` only when
+    /// the port is not the scheme's default.
+    pub host: &'a str,
+    /// Default headers other than Host, sent unless a user header has the same name.
+    pub defaults: &'a [(&'a str, &'a str)],
+    /// User headers, in order; each replaces a default of the same name.
+    pub headers: &'a [(String, String)],
+    /// Request body; sent with a Content-Length.
+    pub body: &'a [u8],
+    /// Send `Connection: close`.
+    pub close: bool,
+}
+
+/// The default headers the contract names (besides Host).
+pub const DEFAULT_HEADERS: [(&str, &str); 3] = [
+    ("User-Agent", concat!("volley/", env!("CARGO_PKG_VERSION"))),
+    ("Accept", "*/*"),
+    ("Accept-Encoding", "gzip, deflate"),
+];
+
+fn check_token(what: &str, s: &str) -> Result<(), Error> {
+    if s.is_empty() || s.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b':') {
+        return Err(Error::new(
+            ErrorKind::InvalidUrl,
+            format!("{what} {s:?} is not a valid HTTP token"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_value(what: &str, s: &str) -> Result<(), Error> {
+    if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(Error::new(
+            ErrorKind::InvalidUrl,
+            format!("{what} contains CR, LF or NUL"),
+        ));
+    }
+    Ok(())
+}
+
+fn user_has(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
+fn push_header(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Appends the encoded request (head and body) to `buf`.
+///
+/// Errors (kind `invalid_url`) when the method or a header name is not a token, or a
+/// target or value contains CR, LF or NUL; nothing is appended then.
+///
+/// ```
+/// use volley::codec::request::{encode, RequestHead, DEFAULT_HEADERS};
+/// let mut buf = Vec::new();
+/// encode(&mut buf, &RequestHead {
+///     method: "GET", target: "/a", host: "example.test:8080",
+///     defaults: &DEFAULT_HEADERS, headers: &[], body: b"", close: false,
+/// }).unwrap();
+/// assert!(buf.starts_with(b"GET /a HTTP/1.1\r\nHost: example.test:8080\r\n"));
+/// ```
+pub fn encode(buf: &mut Vec<u8>, req: &RequestHead<'_>) -> Result<(), Error> {
+    check_token("method", req.method)?;
+    check_value("request target", req.target)?;
+    if req.target.bytes().any(|b| b == b' ') {
+        return Err(Error::new(
+            ErrorKind::InvalidUrl,
+            "request target contains a space",
+        ));
+    }
+    check_value("host", req.host)?;
+    for (n, v) in req.headers {
+        check_token("header name", n)?;
+        check_value("header value", v)?;
+    }
+    buf.extend_from_slice(req.method.as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(req.target.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    if !user_has(req.headers, "host") {
+        push_header(buf, "Host", req.host.as_bytes());
+    }
+    for (n, v) in req.defaults {
+        if !user_has(req.headers, n) {
+            push_header(buf, n, v.as_bytes());
+        }
+    }
+    for (n, v) in req.headers {
+        push_header(buf, n, v.as_bytes());
+    }
+    if req.close && !user_has(req.headers, "connection") {
+        push_header(buf, "Connection", b"close");
+    }
+    let needs_length = !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH");
+    if needs_length && !user_has(req.headers, "content-length") {
+        let mut digits = [0u8; 20];
+        push_header(
+            buf,
+            "Content-Length",
+            fmt_u64(req.body.len() as u64, &mut digits),
+        );
+    }
+    buf.extend_from_slice(b"\r\n");
+    buf.extend_from_slice(req.body);
+    Ok(())
+}
+
+/// Formats `n` in decimal into `out` without allocating; returns the digits.
+pub fn fmt_u64(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &out[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(req: RequestHead<'_>) -> String {
+        let mut buf = Vec::new();
+        encode(&mut buf, &req).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn base<'a>() -> RequestHead<'a> {
+        RequestHead {
+            method: "GET",
+            target: "/",
+            host: "h",
+            defaults: &DEFAULT_HEADERS,
+            headers: &[],
+            body: b"",
+            close: false,
+        }
+    }
+
+    #[test]
+    fn defaults_in_order() {
+        let s = enc(base());
+        assert_eq!(
+            s,
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: volley/{}\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    #[test]
+    fn user_header_replaces_default_case_insensitively() {
+        let h = vec![
+            ("user-agent".to_string(), "me".to_string()),
+            ("X-A".to_string(), "1".to_string()),
+        ];
+        let s = enc(RequestHead {
+            headers: &h,
+            ..base()
+        });
+        assert!(!s.contains("volley/"));
+        assert!(s.contains("\r\nuser-agent: me\r\nX-A: 1\r\n"));
+    }
+
+    #[test]
+    fn user_host_replaces_host() {
+        let h = vec![("HOST".to_string(), "other".to_string())];
+        let s = enc(RequestHead {
+            headers: &h,
+            ..base()
+        });
+        assert!(!s.contains("Host: h\r\n"));
+        assert!(s.contains("HOST: other\r\n"));
+    }
+
+    #[test]
+    fn body_and_close() {
+        let s = enc(RequestHead {
+            method: "POST",
+            body: b"abc",
+            close: true,
+            ..base()
+        });
+        assert!(s.contains("Connection: close\r\nContent-Length: 3\r\n\r\nabc"));
+        let s = enc(RequestHead {
+            method: "POST",
+            ..base()
+        });
+        assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn rejects_injection() {
+        let mut buf = Vec::new();
+        let h = vec![("X".to_string(), "a\r\nEvil: 1".to_string())];
+        let e = encode(
+            &mut buf,
+            &RequestHead {
+                headers: &h,
+                ..base()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidUrl);
+        assert!(buf.is_empty());
+        let h = vec![("Bad Name".to_string(), "v".to_string())];
+        assert!(encode(
+            &mut buf,
+            &RequestHead {
+                headers: &h,
+                ..base()
+            }
+        )
+        .is_err());
+        assert!(encode(
+            &mut buf,
+            &RequestHead {
+                method: "G T",
+                ..base()
+            }
+        )
+        .is_err());
+        assert!(encode(
+            &mut buf,
+            &RequestHead {
+                target: "/a b",
+                ..base()
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn fmt_digits() {
+        let mut d = [0u8; 20];
+        assert_eq!(fmt_u64(0, &mut d), b"0");
+        assert_eq!(fmt_u64(u64::MAX, &mut d), b"18446744073709551615");
+    }
+}
