@@ -9,6 +9,11 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod conn;
+pub mod engine;
 pub mod error;
+pub mod resolve;
+pub mod target;
+pub mod timer;
 
 pub use error::{Error, ErrorKind};

@@ -1,0 +1,301 @@
+//! One connection's I/O state machine: connect → write → read head → read body →
+//! idle (pooled) or closed. Readiness and bytes in, events out.
+//!
+//! The connection never reads the clock and knows nothing of deadlines or requests'
+//! fate: the engine passes bytes in and decides. Invariants:
+//! - reads and writes go until `WouldBlock` (mio readiness is edge-triggered), with
+//!   `Interrupted` retried;
+//! - `pending` holds only bytes not yet consumed by the decoder (a partial head, a
+//!   partial chunk-size line); in steady state it is empty and unallocated, since
+//!   reads go to the engine's shared scratch buffer;
+//! - a connection handed to the pool has a complete response behind it and no
+//!   unread bytes.
+
+use crate::codec::response::{Event, FieldSpan, Head, ResponseDecoder};
+use crate::codec::Limits;
+use crate::error::{Error, ErrorKind};
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// TCP connect in progress.
+    Connecting,
+    /// Request bytes being written.
+    Writing,
+    /// Waiting for / reading the response.
+    Reading,
+    /// In the pool, between requests.
+    Idle,
+}
+
+/// What a read turn produced, for the engine to act on.
+#[derive(Debug)]
+pub enum ReadEvent<'a> {
+    /// The final response head, its header fields, and the bytes the field spans
+    /// refer to.
+    Head(Head, &'a [FieldSpan], &'a [u8]),
+    /// Raw (not yet content-decoded) body bytes.
+    Body(&'a [u8]),
+    /// The response is complete; `reusable` when the connection may be pooled.
+    End {
+        /// The connection may carry another request.
+        reusable: bool,
+    },
+}
+
+/// What the engine wants after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Stop: the engine is done with this response (cap reached, error).
+    Stop,
+}
+
+/// How a read turn ended.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// The socket has no more bytes for now.
+    WouldBlock,
+    /// The response ended (an `End` event was given) or the engine said stop.
+    Finished,
+    /// The exchange failed: EOF or reset in a state where that is an error, or a
+    /// protocol error.
+    Failed(Error),
+}
+
+/// One connection; see the module docs.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub sock: TcpStream,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// Current phase.
+    pub phase: Phase,
+    /// The request being written.
+    pub wbuf: Vec<u8>,
+    wpos: usize,
+    pending: Vec<u8>,
+    /// The response decoder.
+    pub dec: ResponseDecoder,
+    /// Responses completed on this connection.
+    pub served: u32,
+    /// Response bytes received for the current request.
+    pub received: u64,
+}
+
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Maps a connect failure to the contract's kind.
+pub fn connect_error(e: &io::Error, peer: SocketAddr) -> Error {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        Error::new(
+            ErrorKind::ConnectRefused,
+            format!("{peer}: connection refused"),
+        )
+    } else {
+        Error::new(ErrorKind::Connect, format!("{peer}: {e}"))
+    }
+}
+
+impl Conn {
+    /// Starts a non-blocking connect to `peer`.
+    pub fn connect(peer: SocketAddr, limits: Limits) -> io::Result<Conn> {
+        let sock = TcpStream::connect(peer)?;
+        let _ = sock.set_nodelay(true);
+        Ok(Conn {
+            sock,
+            peer,
+            phase: Phase::Connecting,
+            wbuf: Vec::new(),
+            wpos: 0,
+            pending: Vec::new(),
+            dec: ResponseDecoder::new(limits, false),
+            served: 0,
+            received: 0,
+        })
+    }
+
+    /// After a writable event while connecting: `Ok(true)` once connected,
+    /// `Ok(false)` while still in progress, `Err` when the connect failed.
+    pub fn finish_connect(&mut self) -> Result<bool, Error> {
+        if let Ok(Some(e)) | Err(e) = self.sock.take_error() {
+            return Err(connect_error(&e, self.peer));
+        }
+        match self.sock.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+            Err(e) => Err(connect_error(&e, self.peer)),
+        }
+    }
+
+    /// Prepares the connection for a new request whose encoded bytes are in `wbuf`.
+    pub fn start_request(&mut self, head_request: bool) {
+        self.wpos = 0;
+        self.received = 0;
+        self.dec.reset(head_request);
+        self.phase = Phase::Writing;
+    }
+
+    /// Writes until done or `WouldBlock`. `Ok(true)` when the request is fully
+    /// written; the second value says whether any byte moved.
+    pub fn write(&mut self) -> Result<(bool, bool), Error> {
+        let mut moved = false;
+        while self.wpos < self.wbuf.len() {
+            match self.sock.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::Closed,
+                        "connection closed while sending the request",
+                    ))
+                }
+                Ok(n) => {
+                    self.wpos += n;
+                    moved = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, moved)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Closed,
+                        format!("sending the request: {e}"),
+                    ))
+                }
+            }
+        }
+        self.phase = Phase::Reading;
+        Ok((true, moved))
+    }
+
+    /// True once some byte of the current response has arrived.
+    pub fn got_response_bytes(&self) -> bool {
+        self.received > 0
+    }
+
+    /// Reads until `WouldBlock`, the end of the response, or a failure, handing
+    /// events to `on_event`. `scratch` is the engine's shared read buffer.
+    pub fn read(
+        &mut self,
+        scratch: &mut [u8],
+        mut on_event: impl FnMut(ReadEvent<'_>) -> Flow,
+    ) -> ReadEnd {
+        loop {
+            let n = match self.sock.read(scratch) {
+                Ok(0) => {
+                    // EOF: decide with what is buffered.
+                    if let Err(e) = self.dec.eof() {
+                        return ReadEnd::Failed(e);
+                    }
+                    if self.dec.is_done() {
+                        let _ = on_event(ReadEvent::End { reusable: false });
+                        return ReadEnd::Finished;
+                    }
+                    unreachable!("eof() either completes or fails");
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let kind = if self.dec.awaiting_head() {
+                        ErrorKind::Closed
+                    } else {
+                        ErrorKind::Truncated
+                    };
+                    let what = if is_reset(&e) {
+                        "connection reset"
+                    } else {
+                        "read failed"
+                    };
+                    return ReadEnd::Failed(Error::new(kind, format!("{what}: {e}")));
+                }
+            };
+            self.received += n as u64;
+            let result = if self.pending.is_empty() {
+                let r = decode_all(&mut self.dec, &scratch[..n], &mut on_event);
+                if let Ok((consumed, false)) = r {
+                    self.pending.extend_from_slice(&scratch[consumed..n]);
+                }
+                r
+            } else {
+                self.pending.extend_from_slice(&scratch[..n]);
+                let mut pending = std::mem::take(&mut self.pending);
+                let r = decode_all(&mut self.dec, &pending, &mut on_event);
+                if let Ok((consumed, false)) = r {
+                    pending.drain(..consumed);
+                    self.pending = pending;
+                }
+                r
+            };
+            match result {
+                Ok((_, false)) => continue,
+                Ok((consumed, true)) => {
+                    let _ = consumed;
+                    return ReadEnd::Finished;
+                }
+                Err(e) => return ReadEnd::Failed(e),
+            }
+        }
+    }
+
+    /// Marks the connection idle; false (and it must be closed) if bytes beyond the
+    /// response were received.
+    pub fn make_idle(&mut self, leftover: bool) -> bool {
+        self.phase = Phase::Idle;
+        !leftover && self.pending.is_empty()
+    }
+
+    /// Checks an idle connection that became readable: any byte or EOF means it can
+    /// no longer be used (the server closed it or sent something unasked).
+    pub fn idle_is_dead(&mut self, scratch: &mut [u8]) -> bool {
+        loop {
+            match self.sock.read(scratch) {
+                Ok(_) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// Decodes `input` until it needs more; returns (bytes consumed, finished) where
+/// finished means `End` was delivered or the handler said stop. After `End`, any
+/// bytes left make the connection non-reusable (reported through `End`).
+fn decode_all(
+    dec: &mut ResponseDecoder,
+    input: &[u8],
+    on_event: &mut impl FnMut(ReadEvent<'_>) -> Flow,
+) -> Result<(usize, bool), Error> {
+    let mut pos = 0;
+    loop {
+        let (n, ev) = dec.decode(&input[pos..])?;
+        let at = pos;
+        pos += n;
+        let flow = match ev {
+            Event::NeedMore => return Ok((pos, false)),
+            Event::Head(h) => on_event(ReadEvent::Head(h, dec.fields(), &input[at..])),
+            Event::Body(r) => on_event(ReadEvent::Body(&input[at + r.start..at + r.end])),
+            Event::End => {
+                let reusable = dec.reusable() && pos == input.len();
+                on_event(ReadEvent::End { reusable });
+                return Ok((pos, true));
+            }
+        };
+        if flow == Flow::Stop {
+            return Ok((pos, true));
+        }
+    }
+}

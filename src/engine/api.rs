@@ -1,0 +1,225 @@
+//! The engine's public API types: what callers give (a [`Source`] of [`Request`]s,
+//! a [`Config`]) and what they get back (callbacks on a [`Handler`], one
+//! [`Outcome`] per request).
+//!
+//! Invariants: every request pulled from the source gets exactly one
+//! [`Handler::on_done`]; `on_head` and `on_body` are only called for the final
+//! response (not for redirects that are followed), and never after `on_done`.
+
+use crate::codec::response::FieldSpan;
+use crate::codec::Limits;
+use crate::error::Error;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Method, headers and body shared by many requests (one allocation for a whole run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// Method token (`GET`, `HEAD`, `POST`, ...).
+    pub method: String,
+    /// User headers, in order; each replaces a default header of the same name.
+    pub headers: Vec<(String, String)>,
+    /// Request body (sent with Content-Length when not empty).
+    pub body: Vec<u8>,
+}
+
+impl Default for RequestSpec {
+    fn default() -> Self {
+        RequestSpec {
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+}
+
+/// One request to make.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Caller's identifier, handed back in every callback.
+    pub tag: u64,
+    /// The URL as given (a missing scheme means `http://`); parsed by the engine, so
+    /// an unusable one still yields an outcome (`invalid_url`).
+    pub url: String,
+    /// Method, headers and body.
+    pub spec: Arc<RequestSpec>,
+}
+
+/// Where requests come from: the engine pulls the next one only when it has room
+/// for it, so a source of any length needs no memory up front.
+pub trait Source {
+    /// The next request, or `None` when there are no more (for now: the engine asks
+    /// again after a request finishes, so a source may return `None` while it waits).
+    fn next_request(&mut self) -> Option<Request>;
+    /// True once the source will never return another request.
+    fn is_exhausted(&self) -> bool {
+        true
+    }
+}
+
+impl<I: Iterator<Item = Request>> Source for std::iter::Fuse<I> {
+    fn next_request(&mut self) -> Option<Request> {
+        self.next()
+    }
+}
+
+/// A response head as handed to [`Handler::on_head`].
+#[derive(Debug)]
+pub struct ResponseHead<'a> {
+    /// Status code.
+    pub status: u16,
+    /// The URL this response answers.
+    pub url: &'a str,
+    /// Content-Length, if sent.
+    pub content_length: Option<u64>,
+    pub(crate) fields: &'a [FieldSpan],
+    pub(crate) buf: &'a [u8],
+}
+
+impl<'a> ResponseHead<'a> {
+    /// Header fields in the order received, as raw bytes.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
+        let buf = self.buf;
+        self.fields
+            .iter()
+            .map(move |f| (&buf[f.name.clone()], &buf[f.value.clone()]))
+    }
+
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+}
+
+/// How long each phase of the last attempt took; `None` for phases that did not run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Name resolution.
+    pub dns: Option<Duration>,
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// TLS handshake.
+    pub tls: Option<Duration>,
+    /// From the request's first byte sent to the response's first byte.
+    pub ttfb: Option<Duration>,
+    /// The whole attempt.
+    pub total: Option<Duration>,
+}
+
+/// One redirect that was followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The URL that answered with a redirect.
+    pub url: String,
+    /// Its status.
+    pub status: u16,
+}
+
+/// The final result of one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The request's tag.
+    pub tag: u64,
+    /// The URL as the request gave it.
+    pub input: String,
+    /// Absolute URL of the first request (the input when it was not a valid URL).
+    pub url: String,
+    /// URL of the last request made.
+    pub final_url: String,
+    /// Status of the final response, if one arrived.
+    pub status: Option<u16>,
+    /// The error, if the request failed.
+    pub error: Option<Error>,
+    /// Content-Length of the final response, if sent.
+    pub content_length: Option<u64>,
+    /// Body bytes received after content decoding, up to the body cap.
+    pub bytes: u64,
+    /// The body exceeded the cap (reading stopped there).
+    pub capped: bool,
+    /// Resolved Location of a 3xx that was not followed.
+    pub location: Option<String>,
+    /// Redirects followed, in order.
+    pub redirects: Vec<Redirect>,
+    /// Phase timings of the last attempt.
+    pub timings: Timings,
+    /// Attempts made (1 when not retried).
+    pub attempts: u32,
+}
+
+/// Callbacks for responses. Only `on_done` is required.
+pub trait Handler {
+    /// The final response's head arrived.
+    fn on_head(&mut self, _tag: u64, _head: &ResponseHead<'_>) {}
+    /// A chunk of the final response's body (after content decoding).
+    fn on_body(&mut self, _tag: u64, _chunk: &[u8]) {}
+    /// The request is finished, successfully or not.
+    fn on_done(&mut self, outcome: Outcome);
+}
+
+/// Engine settings. `Default` gives the contract's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Connections per scheme/host/port at most (0 = no limit).
+    pub per_host: usize,
+    /// New requests per second at most (0 = no limit).
+    pub rate: f64,
+    /// Resolution + TCP connect + TLS handshake of one connection.
+    pub connect_timeout: Duration,
+    /// Longest silence from the peer (or stalled write) once the request is under way.
+    pub read_timeout: Duration,
+    /// The whole attempt, redirects included (`None` = no limit).
+    pub total_timeout: Option<Duration>,
+    /// Retries after retryable failures.
+    pub retries: u32,
+    /// First retry backoff; doubles each retry, plus jitter.
+    pub retry_backoff: Duration,
+    /// Follow redirects.
+    pub follow: bool,
+    /// Most redirects followed.
+    pub max_redirects: u32,
+    /// Most decoded body bytes read per response.
+    pub max_body: u64,
+    /// Keep connections alive and reuse them.
+    pub keepalive: bool,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+    /// Pinned addresses: (host, port, address), like curl's `--resolve`.
+    pub resolve: Vec<(String, u16, IpAddr)>,
+    /// Path of the hosts file (`/etc/hosts`).
+    pub hosts_file: Option<std::path::PathBuf>,
+    /// Response head limits.
+    pub limits: Limits,
+    /// When it turns true (say from a signal handler), `run` returns at once:
+    /// finished requests have had their `on_done`, unfinished ones get none.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            concurrency: 100,
+            per_host: 0,
+            rate: 0.0,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
+            total_timeout: Some(Duration::from_secs(30)),
+            retries: 1,
+            retry_backoff: Duration::from_millis(200),
+            follow: false,
+            max_redirects: 10,
+            max_body: 1 << 20,
+            keepalive: true,
+            idle_timeout: Duration::from_secs(30),
+            resolve: Vec::new(),
+            hosts_file: Some("/etc/hosts".into()),
+            limits: Limits::default(),
+            stop: None,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Targets: turning user input into an absolute http/https URL, and the pieces of it
+//! a request needs (origin-form target, Host value, pool key).
+//!
+//! Invariants: a [`Target`] always has scheme http or https, a non-empty host (IDN
+//! names already in punycode, IPv6 in brackets in the Host value), and a port.
+//! Anything else is refused with `invalid_url` and a detail saying why.
+
+use crate::error::{Error, ErrorKind};
+use std::net::IpAddr;
+use url::{Host, Url};
+
+/// A parsed, usable http/https URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL (fragment removed).
+    pub url: Url,
+    /// True for https.
+    pub tls: bool,
+    /// Host name (punycode) or IP literal, without brackets.
+    pub host: String,
+    /// The host as an IP address, when it is a literal.
+    pub ip: Option<IpAddr>,
+    /// Port (explicit or the scheme default).
+    pub port: u16,
+}
+
+fn bad(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidUrl, detail)
+}
+
+impl Target {
+    /// Parses a line of input: trimmed; `http://` is put in front when there is no
+    /// `://`.
+    ///
+    /// ```
+    /// let t = volley::target::Target::parse("[::1]:8080/x").unwrap();
+    /// assert_eq!((t.host.as_str(), t.port, t.host_header().as_str()), ("::1", 8080, "[::1]:8080"));
+    /// ```
+    pub fn parse(input: &str) -> Result<Target, Error> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(bad("empty URL"));
+        }
+        let url = if s.contains("://") {
+            Url::parse(s)
+        } else {
+            Url::parse(&format!("http://{s}"))
+        }
+        .map_err(|e| bad(format!("{e}")))?;
+        Target::from_url(url)
+    }
+
+    /// Checks an already parsed URL.
+    pub fn from_url(mut url: Url) -> Result<Target, Error> {
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(bad(format!("scheme {other:?} is not http or https"))),
+        };
+        url.set_fragment(None);
+        let (host, ip) = match url.host() {
+            Some(Host::Domain(d)) if !d.is_empty() => (d.to_string(), None),
+            Some(Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
+            Some(Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
+            _ => return Err(bad("URL has no host")),
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| bad("URL has no port"))?;
+        if port == 0 {
+            return Err(bad("port 0"));
+        }
+        Ok(Target {
+            url,
+            tls,
+            host,
+            ip,
+            port,
+        })
+    }
+
+    /// Resolves a Location value against this URL (relative references allowed).
+    pub fn join(&self, location: &str) -> Result<Target, Error> {
+        let url = self
+            .url
+            .join(location.trim())
+            .map_err(|e| bad(format!("Location {location:?}: {e}")))?;
+        Target::from_url(url)
+    }
+
+    /// The origin-form request target: path and query.
+    pub fn origin_form(&self) -> &str {
+        let u = &self.url;
+        let start = u.path().as_ptr() as usize - u.as_str().as_ptr() as usize;
+        let end = u.query().map_or(start + u.path().len(), |q| {
+            q.as_ptr() as usize - u.as_str().as_ptr() as usize + q.len()
+        });
+        &u.as_str()[start..end]
+    }
+
+    /// The Host header value: host (IPv6 in brackets) and `:port` when not default.
+    pub fn host_header(&self) -> String {
+        let h = match self.ip {
+            Some(IpAddr::V6(a)) => format!("[{a}]"),
+            _ => self.host.clone(),
+        };
+        if self.url.port().is_some() {
+            format!("{h}:{}", self.port)
+        } else {
+            h
+        }
+    }
+
+    /// The keep-alive pool key: scheme, host and port.
+    pub fn pool_key(&self) -> (bool, &str, u16) {
+        (self.tls, &self.host, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let t = Target::parse("  example.test  ").unwrap();
+        assert_eq!(t.url.as_str(), "http://example.test/");
+        assert_eq!((t.port, t.tls, t.origin_form()), (80, false, "/"));
+        let t = Target::parse("https://Example.TEST:8443/a/b?x=1&y#frag").unwrap();
+        assert_eq!(t.host, "example.test");
+        assert_eq!(t.origin_form(), "/a/b?x=1&y");
+        assert_eq!(t.host_header(), "example.test:8443");
+        assert!(t.tls);
+        let t = Target::parse("host:81").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("host", 81));
+        let t = Target::parse("http://127.0.0.1:80/").unwrap();
+        assert_eq!(t.host_header(), "127.0.0.1"); // default port dropped
+        let t = Target::parse("bücher.example/").unwrap();
+        assert_eq!(t.host, "xn--bcher-kva.example");
+        let t = Target::parse("http://h/a b").unwrap();
+        assert_eq!(t.origin_form(), "/a%20b");
+    }
+
+    #[test]
+    fn invalid() {
+        for s in [
+            "",
+            "ftp://x/",
+            "http://",
+            "http://h:99999/",
+            "http://[::1/",
+            "http://h:0/",
+            "http://a b/",
+        ] {
+            let e = Target::parse(s).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidUrl, "{s}");
+        }
+    }
+
+    #[test]
+    fn join() {
+        let t = Target::parse("http://h/a/b").unwrap();
+        assert_eq!(t.join("c").unwrap().url.as_str(), "http://h/a/c");
+        assert_eq!(t.join("/x?y").unwrap().url.as_str(), "http://h/x?y");
+        assert_eq!(
+            t.join("//other:8/").unwrap().url.as_str(),
+            "http://other:8/"
+        );
+        assert_eq!(t.join("https://s/").unwrap().url.as_str(), "https://s/");
+        assert!(t.join("ftp://s/").is_err());
+    }
+}
