@@ -1,0 +1,286 @@
+//! The `volley` binary end to end: inputs, JSON Lines, exit statuses, signals.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn volley() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_volley"))
+}
+
+fn lines(out: &[u8]) -> Vec<serde_like::Obj> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(serde_like::parse)
+        .collect()
+}
+
+/// A tiny reader for our own flat JSON lines: enough to check keys and values.
+mod serde_like {
+    pub type Obj = Vec<(String, String)>;
+    pub fn parse(line: &str) -> Obj {
+        // Top-level keys in order, with their raw value text.
+        let b = line.as_bytes();
+        assert_eq!((b[0], b[b.len() - 1]), (b'{', b'}'), "{line}");
+        let mut out = Vec::new();
+        let mut i = 1;
+        while i < b.len() - 1 {
+            assert_eq!(b[i], b'"');
+            let kend = line[i + 1..].find('"').unwrap() + i + 1;
+            let key = line[i + 1..kend].to_string();
+            i = kend + 2;
+            let start = i;
+            let (mut depth, mut in_str, mut esc) = (0i32, false, false);
+            while i < b.len() - 1 {
+                let c = b[i];
+                if in_str {
+                    if esc {
+                        esc = false
+                    } else if c == b'\\' {
+                        esc = true
+                    } else if c == b'"' {
+                        in_str = false
+                    }
+                } else if c == b'"' {
+                    in_str = true
+                } else if c == b'{' || c == b'[' {
+                    depth += 1
+                } else if c == b'}' || c == b']' {
+                    depth -= 1
+                } else if c == b',' && depth == 0 {
+                    break;
+                }
+                i += 1;
+            }
+            out.push((key, line[start..i].to_string()));
+            i += 1;
+        }
+        out
+    }
+    pub fn get<'a>(o: &'a Obj, k: &str) -> &'a str {
+        &o.iter()
+            .find(|(x, _)| x == k)
+            .unwrap_or_else(|| panic!("no {k}"))
+            .1
+    }
+}
+use serde_like::get;
+
+#[test]
+fn jsonl_keys_in_contract_order() {
+    let s = http(|p| {
+        if p == "/" {
+            ok_response("hello")
+        } else {
+            b"HTTP/1.1 301 Moved\r\nLocation: /\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+    });
+    let out = volley()
+        .args(["-q", &s.url("/"), &s.url("/r"), "not a url"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let mut ls = lines(&out.stdout);
+    ls.sort_by_key(|o| get(o, "n").parse::<u64>().unwrap());
+    let keys: Vec<&str> = ls[0].iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "n",
+            "input",
+            "url",
+            "status",
+            "error",
+            "detail",
+            "length",
+            "bytes",
+            "location",
+            "redirects",
+            "final_url",
+            "time_ms",
+            "attempts"
+        ]
+    );
+    assert_eq!(get(&ls[0], "status"), "200");
+    assert_eq!(get(&ls[0], "error"), "null");
+    assert_eq!(get(&ls[0], "bytes"), "5");
+    assert!(get(&ls[0], "time_ms").starts_with("{\"dns\":"));
+    assert_eq!(get(&ls[1], "location"), format!("\"{}\"", s.url("/")));
+    assert_eq!(get(&ls[2], "error"), "\"invalid_url\"");
+    assert_eq!(get(&ls[2], "input"), "\"not a url\"");
+    assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count(), 3);
+}
+
+#[test]
+fn stdin_list_skips_blank_and_comments_and_numbers_in_order() {
+    let s = http(|_| ok_response("x"));
+    let mut child = volley()
+        .args(["-q", "-c", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "# comment\n\n  {}  \n{}\n   \n127.0.0.1:{}/c\n",
+        s.url("/a"),
+        s.url("/b"),
+        s.addr.port()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut ls = lines(&out.stdout);
+    ls.sort_by_key(|o| get(o, "n").parse::<u64>().unwrap());
+    let got: Vec<(&str, &str)> = ls.iter().map(|o| (get(o, "n"), get(o, "input"))).collect();
+    assert_eq!(
+        got,
+        [
+            ("1", &*format!("\"{}\"", s.url("/a"))),
+            ("2", &*format!("\"{}\"", s.url("/b"))),
+            ("3", &*format!("\"127.0.0.1:{}/c\"", s.addr.port()))
+        ]
+    );
+    assert_eq!(get(&ls[2], "url"), format!("\"{}\"", s.url("/c")));
+}
+
+#[test]
+fn wordlist_with_extensions_and_shard() {
+    let s = http(|p| {
+        if p == "/admin.php" {
+            ok_response("a")
+        } else {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("volley-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wl = dir.join("words.txt");
+    std::fs::write(&wl, "admin\n#skip\nlogin\n").unwrap();
+    let out = volley()
+        .args([
+            "-q",
+            "-u",
+            &s.url("/"),
+            "-w",
+            wl.to_str().unwrap(),
+            "-x",
+            ".php,html",
+        ])
+        .output()
+        .unwrap();
+    let mut ls = lines(&out.stdout);
+    ls.sort_by_key(|o| get(o, "n").parse::<u64>().unwrap());
+    let inputs: Vec<&str> = ls.iter().map(|o| get(o, "input")).collect();
+    let want: Vec<String> = [
+        "admin",
+        "admin.php",
+        "admin.html",
+        "login",
+        "login.php",
+        "login.html",
+    ]
+    .iter()
+    .map(|w| format!("\"{}\"", s.url(&format!("/{w}"))))
+    .collect();
+    assert_eq!(inputs, want);
+    assert_eq!(get(&ls[1], "status"), "200");
+    // Shard 2/3 takes n = 2, 5.
+    let out = volley()
+        .args([
+            "-q",
+            "--shard",
+            "2/3",
+            "-u",
+            &format!("{}FUZZ", s.url("/")),
+            "-w",
+            wl.to_str().unwrap(),
+            "-x",
+            "php,html",
+        ])
+        .output()
+        .unwrap();
+    let mut ns: Vec<u64> = lines(&out.stdout)
+        .iter()
+        .map(|o| get(o, "n").parse().unwrap())
+        .collect();
+    ns.sort();
+    assert_eq!(ns, [2, 5]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn output_file_and_exit_statuses() {
+    let s = http(|_| ok_response("x"));
+    let dir = std::env::temp_dir().join(format!("volley-cli-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = dir.join("out.jsonl");
+    let st = volley()
+        .args(["-q", "-o", o.to_str().unwrap(), &s.url("/")])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&o).unwrap().lines().count(), 1);
+    // Bad usage: 2, naming the option.
+    for args in [
+        &["-c", "0", "x"][..],
+        &["--shard", "3/2", "x"],
+        &["--timeout", "-1", "x"],
+        &["-H", "NoColon", "x"],
+        &["--bogus"],
+    ] {
+        let out = volley().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    // Unreadable input or output: 1, one line on stderr.
+    let out = volley().args(["-l", "/nonexistent/list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    let out = volley()
+        .args(["-o", "/nonexistent/dir/out", &s.url("/")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sigint_writes_finished_results_and_exits_130() {
+    let s = http(|p| {
+        if p.starts_with("/slow") {
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        ok_response("x")
+    });
+    let urls = format!(
+        "{}\n{}\n{}\n",
+        s.url("/fast1"),
+        s.url("/fast2"),
+        s.url("/slow")
+    );
+    let mut child = volley()
+        .args(["-q", "-c", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(urls.as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let ls = lines(&out.stdout);
+    assert_eq!(ls.len(), 2, "the two finished results, whole");
+}

@@ -1,0 +1,591 @@
+//! The engine against misbehaving servers on loopback: every error kind with its
+//! phase, keep-alive and stale connections, redirects, limits.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread::sleep;
+use std::time::Duration;
+use volley::engine::{Config, RequestSpec};
+use volley::ErrorKind;
+
+fn kind(o: &volley::engine::Outcome) -> Option<ErrorKind> {
+    o.error.as_ref().map(|e| e.kind)
+}
+
+#[test]
+fn status_body_and_keepalive_reuse() {
+    let s = http(|p| {
+        if p == "/missing" {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
+        } else {
+            ok_response("hello")
+        }
+    });
+    let mut urls: Vec<String> = (0..20).map(|i| s.url(&format!("/p{i}"))).collect();
+    urls.push(s.url("/missing"));
+    let r = run(
+        Config {
+            concurrency: 1,
+            ..cfg()
+        },
+        &urls,
+    );
+    for o in &r.outcomes[..20] {
+        assert_eq!(
+            (o.status, o.bytes, o.content_length, o.attempts),
+            (Some(200), 5, Some(5), 1),
+            "{o:?}"
+        );
+        assert!(o.error.is_none());
+    }
+    assert_eq!(r.outcomes[20].status, Some(404));
+    assert_eq!(
+        s.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one connection reused"
+    );
+    // A reused connection reports no dns/connect time.
+    assert!(r.outcomes[5].timings.connect.is_none() && r.outcomes[5].timings.dns.is_none());
+    assert!(r.outcomes[0].timings.connect.is_some());
+    assert_eq!(r.bodies[&1], b"hello");
+    let req = &s.requests.lock().unwrap()[0];
+    assert!(
+        req.starts_with("GET /p0 HTTP/1.1\r\nHost: 127.0.0.1:"),
+        "{req}"
+    );
+    assert!(req.contains("Accept-Encoding: gzip, deflate\r\n"));
+}
+
+#[test]
+fn no_keepalive_sends_close_and_uses_new_connections() {
+    let s = http(|_| ok_response("x"));
+    let urls: Vec<String> = (0..5).map(|i| s.url(&format!("/{i}"))).collect();
+    let r = run(
+        Config {
+            concurrency: 1,
+            keepalive: false,
+            ..cfg()
+        },
+        &urls,
+    );
+    assert!(r.outcomes.iter().all(|o| o.status == Some(200)));
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert!(s.requests.lock().unwrap()[0].contains("Connection: close\r\n"));
+}
+
+#[test]
+fn connect_refused_is_not_retried() {
+    let addr = closed_port();
+    let r = run(cfg(), &[format!("http://{addr}/")]);
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::ConnectRefused));
+    assert_eq!(o.attempts, 1);
+    assert!(o.status.is_none());
+}
+
+#[test]
+fn invalid_url_still_gets_an_outcome() {
+    let r = run(cfg(), &["ftp://x/".into(), "http://".into(), "".into()]);
+    assert!(r
+        .outcomes
+        .iter()
+        .all(|o| kind(o) == Some(ErrorKind::InvalidUrl)));
+    assert_eq!(r.outcomes[0].input, "ftp://x/");
+}
+
+#[test]
+fn read_timeout_waiting_for_head_is_retried_then_reported() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        sleep(Duration::from_secs(3));
+    });
+    let r = run(
+        Config {
+            read_timeout: Duration::from_millis(300),
+            retries: 1,
+            ..cfg()
+        },
+        &[s.url("/")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::ReadTimeout), "{o:?}");
+    assert!(
+        o.error.as_ref().unwrap().detail.contains("response head"),
+        "{o:?}"
+    );
+    assert_eq!(o.attempts, 2);
+}
+
+#[test]
+fn read_timeout_in_body_after_head_is_not_retried() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        let _ = st.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+        sleep(Duration::from_secs(3));
+    });
+    let r = run(
+        Config {
+            read_timeout: Duration::from_millis(300),
+            ..cfg()
+        },
+        &[s.url("/")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::ReadTimeout));
+    assert!(o.error.as_ref().unwrap().detail.contains("body"), "{o:?}");
+    assert_eq!((o.attempts, o.status, o.bytes), (1, Some(200), 7));
+}
+
+#[test]
+fn drip_feed_is_stopped_by_total_timeout() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        let _ = st.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        for _ in 0..50 {
+            if st.write_all(b"x").is_err() {
+                return;
+            }
+            sleep(Duration::from_millis(50));
+        }
+    });
+    let r = run(
+        Config {
+            read_timeout: Duration::from_millis(500),
+            total_timeout: Some(Duration::from_millis(600)),
+            ..cfg()
+        },
+        &[s.url("/")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::TotalTimeout), "{o:?}");
+    let total = o.timings.total.unwrap();
+    assert!(total >= Duration::from_millis(600), "{total:?}");
+}
+
+#[test]
+fn close_before_response_is_closed_and_retried() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+    });
+    let r = run(cfg(), &[s.url("/")]);
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Closed), "{o:?}");
+    assert_eq!(o.attempts, 2);
+}
+
+#[test]
+fn close_mid_body_is_truncated() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        let _ = st.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this");
+    });
+    let r = run(cfg(), &[s.url("/")]);
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Truncated), "{o:?}");
+    assert_eq!((o.status, o.bytes, o.attempts), (Some(200), 9, 1));
+}
+
+#[test]
+fn reset_mid_body_is_truncated() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        let _ =
+            st.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+        sleep(Duration::from_millis(100));
+        reset(st);
+    });
+    let r = run(cfg(), &[s.url("/")]);
+    assert_eq!(
+        kind(&r.outcomes[0]),
+        Some(ErrorKind::Truncated),
+        "{:?}",
+        r.outcomes[0]
+    );
+}
+
+/// Closes with RST (SO_LINGER 0).
+fn reset(st: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a valid socket with a correctly sized struct.
+    unsafe {
+        libc::setsockopt(
+            st.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as u32,
+        );
+    }
+    drop(st);
+}
+
+#[test]
+fn reset_before_head_is_closed() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        reset(st);
+    });
+    let r = run(
+        Config {
+            retries: 0,
+            ..cfg()
+        },
+        &[s.url("/")],
+    );
+    assert_eq!(
+        kind(&r.outcomes[0]),
+        Some(ErrorKind::Closed),
+        "{:?}",
+        r.outcomes[0]
+    );
+    assert_eq!(r.outcomes[0].attempts, 1);
+}
+
+#[test]
+fn garbage_is_protocol_and_not_retried() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        let _ = st.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\n");
+    });
+    let r = run(cfg(), &[s.url("/")]);
+    assert_eq!(kind(&r.outcomes[0]), Some(ErrorKind::Protocol));
+    assert_eq!(r.outcomes[0].attempts, 1);
+}
+
+#[test]
+fn stale_keepalive_connection_is_retried_transparently() {
+    // Connection 0 answers one request, then reads the next and closes without a word.
+    let s = server(|i, mut st, _| {
+        if i == 0 {
+            let _ = read_request(&mut st);
+            let _ = st.write_all(&ok_response("one"));
+            let _ = read_request(&mut st);
+            return;
+        }
+        while read_request(&mut st).is_some() {
+            let _ = st.write_all(&ok_response("two"));
+        }
+    });
+    let r = run(
+        Config {
+            concurrency: 1,
+            retries: 0,
+            ..cfg()
+        },
+        &[s.url("/1"), s.url("/2")],
+    );
+    assert_eq!(r.outcomes[0].status, Some(200));
+    let o = &r.outcomes[1];
+    assert_eq!((o.status, o.attempts), (Some(200), 1), "{o:?}");
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[test]
+fn extra_bytes_after_response_prevent_reuse() {
+    let s = server(|_, mut st, _| {
+        while read_request(&mut st).is_some() {
+            let mut r = ok_response("a");
+            r.extend_from_slice(b"HTTP/1.1 200 OK\r\n"); // unasked-for pipelined junk
+            let _ = st.write_all(&r);
+        }
+    });
+    let r = run(
+        Config {
+            concurrency: 1,
+            ..cfg()
+        },
+        &[s.url("/1"), s.url("/2")],
+    );
+    assert!(
+        r.outcomes.iter().all(|o| o.status == Some(200)),
+        "{:?}",
+        r.outcomes
+    );
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[test]
+fn until_close_body_completes_on_eof() {
+    let s = server(|_, mut st, _| {
+        let _ = read_request(&mut st);
+        let _ = st.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nstream until close");
+    });
+    let r = run(cfg(), &[s.url("/")]);
+    let o = &r.outcomes[0];
+    assert_eq!((o.status, o.bytes, kind(o)), (Some(200), 18, None));
+}
+
+#[test]
+fn redirects_followed_and_reported() {
+    let s = http(|p| match p {
+        "/a" => b"HTTP/1.1 301 Moved\r\nLocation: /b\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+        "/b" => b"HTTP/1.1 302 Found\r\nLocation: c?x=1\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/loop" => b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        _ => ok_response("final"),
+    });
+    let r = run(
+        Config {
+            follow: true,
+            max_redirects: 3,
+            ..cfg()
+        },
+        &[s.url("/a"), s.url("/loop")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(o.status, Some(200));
+    assert_eq!(o.final_url, s.url("/c?x=1"));
+    assert_eq!(o.url, s.url("/a"));
+    let chain: Vec<(String, u16)> = o
+        .redirects
+        .iter()
+        .map(|r| (r.url.clone(), r.status))
+        .collect();
+    assert_eq!(chain, [(s.url("/a"), 301), (s.url("/b"), 302)]);
+    assert_eq!(r.bodies[&1], b"final");
+    assert_eq!(
+        r.heads.iter().filter(|h| h.0 == 1).count(),
+        1,
+        "on_head only for the final response"
+    );
+    assert_eq!(kind(&r.outcomes[1]), Some(ErrorKind::TooManyRedirects));
+    // Not following: location reported, resolved.
+    let r = run(cfg(), &[s.url("/b")]);
+    assert_eq!(r.outcomes[0].status, Some(302));
+    assert_eq!(
+        r.outcomes[0].location.as_deref(),
+        Some(s.url("/c?x=1").as_str())
+    );
+}
+
+#[test]
+fn see_other_turns_post_into_get() {
+    let s = http(|p| match p {
+        "/form" => {
+            b"HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+        _ => ok_response("ok"),
+    });
+    let spec = RequestSpec {
+        method: "POST".into(),
+        body: b"a=1".to_vec(),
+        ..RequestSpec::default()
+    };
+    let r = run_with(
+        Config {
+            follow: true,
+            ..cfg()
+        },
+        spec,
+        &[s.url("/form")],
+    );
+    assert_eq!(r.outcomes[0].status, Some(200));
+    let reqs = s.requests.lock().unwrap();
+    assert!(reqs[0].starts_with("POST /form") && reqs[0].ends_with("a=1"));
+    assert!(
+        reqs[1].starts_with("GET /done") && !reqs[1].contains("Content-Length"),
+        "{}",
+        reqs[1]
+    );
+}
+
+#[test]
+fn per_host_limit_is_respected() {
+    let s = server(|_, mut st, _| {
+        while read_request(&mut st).is_some() {
+            sleep(Duration::from_millis(20));
+            let _ = st.write_all(&ok_response("x"));
+        }
+    });
+    let urls: Vec<String> = (0..40).map(|i| s.url(&format!("/{i}"))).collect();
+    let r = run(
+        Config {
+            concurrency: 20,
+            per_host: 3,
+            ..cfg()
+        },
+        &urls,
+    );
+    assert!(r.outcomes.iter().all(|o| o.status == Some(200)));
+    let max = s.max_open.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max <= 3, "{max} connections open at once");
+}
+
+#[test]
+fn gzip_body_is_decoded_and_capped() {
+    use flate2::write::GzEncoder;
+    let text = "volley ".repeat(10_000);
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    let s = http(move |_| {
+        let mut r = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&gz);
+        r
+    });
+    let r = run(cfg(), &[s.url("/")]);
+    assert_eq!(r.outcomes[0].bytes, 70_000);
+    assert!(!r.outcomes[0].capped);
+    let r = run(
+        Config {
+            max_body: 1000,
+            ..cfg()
+        },
+        &[s.url("/"), s.url("/2")],
+    );
+    for o in &r.outcomes {
+        assert_eq!(
+            (o.bytes, o.capped, o.status),
+            (1000, true, Some(200)),
+            "{o:?}"
+        );
+    }
+}
+
+#[test]
+fn head_request_has_no_body() {
+    let s = http(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n".to_vec());
+    let spec = RequestSpec {
+        method: "HEAD".into(),
+        ..RequestSpec::default()
+    };
+    let r = run_with(
+        Config {
+            concurrency: 1,
+            ..cfg()
+        },
+        spec,
+        &[s.url("/1"), s.url("/2")],
+    );
+    for o in &r.outcomes {
+        assert_eq!(
+            (o.status, o.bytes, o.content_length),
+            (Some(200), 0, Some(1234))
+        );
+    }
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn many_requests_every_one_answered() {
+    let s = http(|p| {
+        if p.ends_with('7') {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
+        } else {
+            ok_response("y")
+        }
+    });
+    let urls: Vec<String> = (0..2000).map(|i| s.url(&format!("/{i}"))).collect();
+    let r = run(
+        Config {
+            concurrency: 50,
+            ..cfg()
+        },
+        &urls,
+    );
+    let ok = r.outcomes.iter().filter(|o| o.status == Some(200)).count();
+    let nf = r.outcomes.iter().filter(|o| o.status == Some(404)).count();
+    assert_eq!((ok, nf), (1800, 200));
+    assert!(s.conns.load(std::sync::atomic::Ordering::SeqCst) <= 50);
+}
+
+#[test]
+fn pinned_name_resolves() {
+    let s = http(|_| ok_response("pinned"));
+    let url = format!("http://pinned.invalid:{}/", s.addr.port());
+    let r = run(
+        Config {
+            resolve: vec![("pinned.invalid".into(), s.addr.port(), s.addr.ip())],
+            ..cfg()
+        },
+        &[url],
+    );
+    assert_eq!(r.outcomes[0].status, Some(200), "{:?}", r.outcomes[0]);
+    assert!(s.requests.lock().unwrap()[0].contains("Host: pinned.invalid:"));
+}
+
+/// A listener whose accept queue is full, so further SYNs go unanswered.
+fn blackhole() -> (std::net::SocketAddr, Vec<TcpStream>, i32) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own; the address struct is sized.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as u16;
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        assert_eq!(
+            libc::bind(
+                fd,
+                &a as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32
+            ),
+            0
+        );
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        libc::getsockname(fd, &mut a as *mut _ as *mut libc::sockaddr, &mut len);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], u16::from_be(a.sin_port)));
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        let _keep = std::net::TcpListener::from_raw_fd(libc::dup(fd));
+        std::mem::forget(_keep);
+        (addr, held, fd)
+    }
+}
+
+#[test]
+fn connect_timeout_names_the_phase() {
+    let (addr, _held, _fd) = blackhole();
+    let r = run(
+        Config {
+            connect_timeout: Duration::from_millis(300),
+            retries: 1,
+            ..cfg()
+        },
+        &[format!("http://{addr}/")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::ConnectTimeout), "{o:?}");
+    assert!(
+        o.error.as_ref().unwrap().detail.contains("connecting to"),
+        "{o:?}"
+    );
+    assert_eq!(o.attempts, 2);
+}
+
+#[test]
+fn time_waiting_for_a_slot_is_not_counted() {
+    // Each answer takes 250 ms; with one slot the fourth request waits 750 ms in the
+    // queue, longer than --timeout, and must still succeed.
+    let s = http(|_| {
+        sleep(Duration::from_millis(250));
+        ok_response("slow")
+    });
+    let urls: Vec<String> = (0..4).map(|i| s.url(&format!("/{i}"))).collect();
+    let r = run(
+        Config {
+            concurrency: 1,
+            total_timeout: Some(Duration::from_millis(600)),
+            ..cfg()
+        },
+        &urls,
+    );
+    for o in &r.outcomes {
+        assert_eq!((o.status, kind(o)), (Some(200), None), "{o:?}");
+        assert!(o.timings.total.unwrap() < Duration::from_millis(600));
+    }
+}
