@@ -2,6 +2,8 @@
 //! misbehaving servers on loopback.
 #![allow(dead_code)]
 
+pub type Headers = Vec<(String, String)>;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +16,7 @@ use volley::engine::{Config, Engine, Handler, Outcome, Request, RequestSpec, Res
 #[derive(Default, Debug)]
 pub struct Collect {
     pub outcomes: Vec<Outcome>,
-    pub heads: Vec<(u64, u16, Vec<(String, String)>)>,
+    pub heads: Vec<(u64, u16, Headers)>,
     pub bodies: std::collections::HashMap<u64, Vec<u8>>,
 }
 
