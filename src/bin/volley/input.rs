@@ -52,9 +52,14 @@ fn open(path: &str) -> std::io::Result<Box<dyn Read + Send>> {
     }
 }
 
+/// Requests per message on the channel: batching keeps the reader thread and the
+/// event loop from waking each other for every line.
+const BATCH: usize = 256;
+
 /// A source fed by a reader thread.
 pub struct Stream {
-    rx: Receiver<Request>,
+    rx: Receiver<Vec<Request>>,
+    batch: std::vec::IntoIter<Request>,
     starving: Arc<AtomicBool>,
     done: bool,
     /// Set by the reader when reading failed (fatal: exit 1).
@@ -79,7 +84,7 @@ impl Stream {
                 Some(open(p).map_err(|e| format!("cannot read {p}: {e}"))?)
             }
         };
-        let (tx, rx) = sync_channel::<Request>(4096);
+        let (tx, rx) = sync_channel::<Vec<Request>>(16);
         let starving = Arc::new(AtomicBool::new(false));
         let error = Arc::new(std::sync::Mutex::new(None));
         let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -101,64 +106,95 @@ impl Stream {
                         }
                     }
                 };
-                let mut emit = |url: String| -> bool {
-                    n += 1;
-                    if let Some((k, m)) = shard {
-                        if (n - 1) % m != k - 1 {
-                            return true;
-                        }
+                let mut pending: Vec<Request> = Vec::with_capacity(BATCH);
+                // Sends the batch; a slow input (a pipe) flushes whatever it has so
+                // the engine never waits on a half-full batch.
+                let flush = |pending: &mut Vec<Request>| -> bool {
+                    if pending.is_empty() {
+                        return true;
                     }
-                    tot.fetch_add(1, Ordering::Relaxed);
-                    let ok = tx
-                        .send(Request {
-                            tag: n,
-                            url,
-                            spec: spec.clone(),
-                        })
-                        .is_ok();
+                    let b = std::mem::replace(pending, Vec::with_capacity(BATCH));
+                    let ok = tx.send(b).is_ok();
                     wake(&st);
                     ok
                 };
+                let mut emit =
+                    |url: String, pending: &mut Vec<Request>, more_ready: bool| -> bool {
+                        n += 1;
+                        if let Some((k, m)) = shard {
+                            if (n - 1) % m != k - 1 {
+                                return true;
+                            }
+                        }
+                        tot.fetch_add(1, Ordering::Relaxed);
+                        pending.push(Request {
+                            tag: n,
+                            url,
+                            spec: spec.clone(),
+                        });
+                        if pending.len() >= BATCH || !more_ready {
+                            return flush(pending);
+                        }
+                        true
+                    };
                 let result: std::io::Result<()> = (|| {
                     match targets {
                         Targets::Args(urls) => {
                             for u in urls {
                                 if let Some(t) = usable(&u) {
-                                    if !emit(t.to_string()) {
+                                    if !emit(t.to_string(), &mut pending, true) {
                                         return Ok(());
                                     }
                                 }
                             }
                         }
                         Targets::List(_) => {
-                            let r = BufReader::with_capacity(64 * 1024, reader.expect("opened"));
-                            for line in r.split(b'\n') {
-                                let line = line?;
-                                let line = String::from_utf8_lossy(&line);
-                                if let Some(t) = usable(&line) {
-                                    if !emit(t.to_string()) {
+                            let mut r =
+                                BufReader::with_capacity(64 * 1024, reader.expect("opened"));
+                            let mut line = Vec::new();
+                            while read_line(&mut r, &mut line)? {
+                                let more = !r.buffer().is_empty();
+                                let text = String::from_utf8_lossy(&line);
+                                if let Some(t) = usable(&text) {
+                                    if !emit(t.to_string(), &mut pending, more) {
                                         return Ok(());
                                     }
+                                } else if !more && !flush(&mut pending) {
+                                    return Ok(());
                                 }
                             }
                         }
                         Targets::Wordlist { base, exts, .. } => {
-                            let r = BufReader::with_capacity(64 * 1024, reader.expect("opened"));
-                            for line in r.split(b'\n') {
-                                let line = line?;
-                                let line = String::from_utf8_lossy(&line);
-                                let Some(word) = usable(&line) else { continue };
-                                if !emit(expand(&base, word)) {
+                            let mut r =
+                                BufReader::with_capacity(64 * 1024, reader.expect("opened"));
+                            let mut line = Vec::new();
+                            while read_line(&mut r, &mut line)? {
+                                let more = !r.buffer().is_empty();
+                                let text = String::from_utf8_lossy(&line);
+                                let Some(word) = usable(&text) else {
+                                    if !more && !flush(&mut pending) {
+                                        return Ok(());
+                                    }
+                                    continue;
+                                };
+                                if !emit(
+                                    expand(&base, word),
+                                    &mut pending,
+                                    more || !exts.is_empty(),
+                                ) {
                                     return Ok(());
                                 }
-                                for e in &exts {
-                                    if !emit(expand(&base, &format!("{word}.{e}"))) {
+                                for (i, e) in exts.iter().enumerate() {
+                                    let last = i + 1 == exts.len();
+                                    let url = expand(&base, &format!("{word}.{e}"));
+                                    if !emit(url, &mut pending, more || !last) {
                                         return Ok(());
                                     }
                                 }
                             }
                         }
                     }
+                    flush(&mut pending);
                     Ok(())
                 })();
                 if let Err(e) = result {
@@ -173,6 +209,7 @@ impl Stream {
             .map_err(|e| format!("cannot start the input thread: {e}"))?;
         Ok(Stream {
             rx,
+            batch: Vec::new().into_iter(),
             starving,
             done: false,
             error,
@@ -182,15 +219,30 @@ impl Stream {
     }
 }
 
+/// Reads one line (without the newline) into `line`; false at the end.
+fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    line.clear();
+    Ok(r.read_until(b'\n', line)? > 0)
+}
+
 impl Source for Stream {
     fn next_request(&mut self) -> Option<Request> {
+        if let Some(r) = self.batch.next() {
+            return Some(r);
+        }
         match self.rx.try_recv() {
-            Ok(r) => Some(r),
+            Ok(b) => {
+                self.batch = b.into_iter();
+                self.batch.next()
+            }
             Err(TryRecvError::Empty) => {
                 self.starving.store(true, Ordering::Release);
-                // A line may have arrived between the two: look once more.
+                // A batch may have arrived between the two: look once more.
                 match self.rx.try_recv() {
-                    Ok(r) => Some(r),
+                    Ok(b) => {
+                        self.batch = b.into_iter();
+                        self.batch.next()
+                    }
                     Err(TryRecvError::Empty) => None,
                     Err(TryRecvError::Disconnected) => {
                         self.done = true;
