@@ -1,5 +1,11 @@
-//! One connection's I/O state machine: connect → write → read head → read body →
-//! idle (pooled) or closed. Readiness and bytes in, events out.
+//! One connection's I/O state machine: connect → TLS handshake → write → read head →
+//! read body → idle (pooled) or closed. Readiness and bytes in, events out.
+//!
+//! With TLS, plaintext moves through a rustls `ClientConnection` (boxed, so a plain
+//! connection pays one pointer for it): `read_tls` → `process_new_packets` →
+//! plaintext reader, and `write_tls` whenever rustls wants to write. A TLS peer that
+//! sends close_notify ends a close-delimited body cleanly; a bare TCP EOF there is
+//! reported as `truncated` (the body cannot be known complete).
 //!
 //! The connection never reads the clock and knows nothing of deadlines or requests'
 //! fate: the engine passes bytes in and decides. Invariants:
@@ -23,6 +29,8 @@ use std::net::SocketAddr;
 pub enum Phase {
     /// TCP connect in progress.
     Connecting,
+    /// TLS handshake in progress.
+    Handshaking,
     /// Request bytes being written.
     Writing,
     /// Waiting for / reading the response.
@@ -86,6 +94,8 @@ pub struct Conn {
     pub served: u32,
     /// Response bytes received for the current request.
     pub received: u64,
+    /// The TLS session, for https.
+    pub tls: Option<Box<rustls::ClientConnection>>,
 }
 
 fn is_reset(e: &io::Error) -> bool {
@@ -125,7 +135,95 @@ impl Conn {
             dec: ResponseDecoder::new(limits, false),
             served: 0,
             received: 0,
+            tls: None,
         })
+    }
+
+    /// Starts a TLS client session over the connected socket.
+    pub fn start_tls(
+        &mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<(), Error> {
+        let c = rustls::ClientConnection::new(config, name)
+            .map_err(|e| Error::new(ErrorKind::Tls, crate::tls::describe(&e)))?;
+        self.tls = Some(Box::new(c));
+        self.phase = Phase::Handshaking;
+        Ok(())
+    }
+
+    /// Drives the handshake: `Ok(true)` once complete, `Ok(false)` while it waits
+    /// for the peer, `Err` (kind `tls`) when it failed.
+    pub fn handshake(&mut self) -> Result<bool, Error> {
+        let tls = self.tls.as_mut().expect("handshake without TLS");
+        loop {
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(Error::new(ErrorKind::Tls, format!("TLS handshake: {e}")))
+                    }
+                }
+            }
+            if !tls.is_handshaking() {
+                return Ok(true);
+            }
+            match tls.read_tls(&mut self.sock) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::Tls,
+                        "connection closed during the TLS handshake",
+                    ))
+                }
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        // Tell the peer why (the alert), best effort.
+                        let _ = tls.write_tls(&mut self.sock);
+                        return Err(Error::new(ErrorKind::Tls, crate::tls::describe(&e)));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !tls.wants_write() {
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::new(ErrorKind::Tls, format!("TLS handshake: {e}"))),
+            }
+        }
+    }
+
+    /// Reads plaintext: from the socket, or through TLS. `Ok(0)` is a clean end
+    /// (TCP EOF, or TLS close_notify); a TLS peer that closes TCP without
+    /// close_notify gives `UnexpectedEof`.
+    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.sock.read(buf);
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(&mut self.sock) {
+                Ok(_) => {
+                    let r = tls.process_new_packets();
+                    if tls.wants_write() {
+                        let _ = tls.write_tls(&mut self.sock);
+                    }
+                    if let Err(e) = r {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("TLS: {}", crate::tls::describe(&e)),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// After a writable event while connecting: `Ok(true)` once connected,
@@ -153,6 +251,13 @@ impl Conn {
     /// Writes until done or `WouldBlock`. `Ok(true)` when the request is fully
     /// written; the second value says whether any byte moved.
     pub fn write(&mut self) -> Result<(bool, bool), Error> {
+        if let Some(tls) = self.tls.as_mut() {
+            let r = write_tls(tls, &mut self.sock, &self.wbuf, &mut self.wpos)?;
+            if r.0 {
+                self.phase = Phase::Reading;
+            }
+            return Ok(r);
+        }
         let mut moved = false;
         while self.wpos < self.wbuf.len() {
             match self.sock.write(&self.wbuf[self.wpos..]) {
@@ -193,7 +298,7 @@ impl Conn {
         mut on_event: impl FnMut(ReadEvent<'_>) -> Flow,
     ) -> ReadEnd {
         loop {
-            let n = match self.sock.read(scratch) {
+            let n = match self.read_plain(scratch) {
                 Ok(0) => {
                     // EOF: decide with what is buffered.
                     if let Err(e) = self.dec.eof() {
@@ -208,6 +313,16 @@ impl Conn {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.tls.is_some() => {
+                    // TCP EOF without close_notify.
+                    return ReadEnd::Failed(match self.dec.eof() {
+                        Ok(()) => Error::new(
+                            ErrorKind::Truncated,
+                            "TLS peer closed without close_notify: the close-delimited body may be incomplete",
+                        ),
+                        Err(e) => e,
+                    });
+                }
                 Err(e) => {
                     let kind = if self.dec.awaiting_head() {
                         ErrorKind::Closed
@@ -261,7 +376,7 @@ impl Conn {
     /// no longer be used (the server closed it or sent something unasked).
     pub fn idle_is_dead(&mut self, scratch: &mut [u8]) -> bool {
         loop {
-            match self.sock.read(scratch) {
+            match self.read_plain(scratch) {
                 Ok(_) => return true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -296,6 +411,53 @@ fn decode_all(
         };
         if flow == Flow::Stop {
             return Ok((pos, true));
+        }
+    }
+}
+
+/// Moves `wbuf[*wpos..]` into the TLS session and the session's records to the
+/// socket; (done, moved) as [`Conn::write`].
+fn write_tls(
+    tls: &mut rustls::ClientConnection,
+    sock: &mut TcpStream,
+    wbuf: &[u8],
+    wpos: &mut usize,
+) -> Result<(bool, bool), Error> {
+    let mut moved = false;
+    while *wpos < wbuf.len() {
+        match tls.writer().write(&wbuf[*wpos..]) {
+            Ok(0) => break, // rustls' buffer is full: flush records first
+            Ok(n) => *wpos += n,
+            Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
+        }
+    }
+    loop {
+        while tls.wants_write() {
+            match tls.write_tls(sock) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::Closed,
+                        "connection closed while sending the request",
+                    ))
+                }
+                Ok(_) => moved = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, moved)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Closed,
+                        format!("sending the request: {e}"),
+                    ))
+                }
+            }
+        }
+        if *wpos >= wbuf.len() {
+            return Ok((true, moved));
+        }
+        match tls.writer().write(&wbuf[*wpos..]) {
+            Ok(0) => return Ok((false, moved)),
+            Ok(n) => *wpos += n,
+            Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
         }
     }
 }

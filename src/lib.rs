@@ -15,5 +15,6 @@ pub mod error;
 pub mod resolve;
 pub mod target;
 pub mod timer;
+pub mod tls;
 
 pub use error::{Error, ErrorKind};

@@ -9,6 +9,7 @@ use volley::engine::{Config, RequestSpec};
 struct Nginx {
     child: Child,
     port: u16,
+    tls_port: u16,
     dir: std::path::PathBuf,
 }
 
@@ -31,6 +32,7 @@ fn nginx_bin() -> String {
 
 fn start_nginx() -> Nginx {
     let port = closed_port().port();
+    let tls_port = closed_port().port();
     let dir = std::env::temp_dir().join(format!("volley-nginx-{}-{port}", std::process::id()));
     let www = dir.join("www");
     std::fs::create_dir_all(www.join("dir")).unwrap();
@@ -40,6 +42,21 @@ fn start_nginx() -> Nginx {
     )
     .unwrap();
     std::fs::write(www.join("big.txt"), "0123456789abcdef".repeat(64 * 1024)).unwrap();
+    // A private CA and a leaf for "nginx.test", made now.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "volley nginx CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["nginx.test".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("leaf.key"), key.serialize_pem()).unwrap();
     let conf = format!(
         "daemon off; master_process off; worker_processes 1; error_log {d}/error.log; pid {d}/nginx.pid;
 events {{ worker_connections 1024; }}
@@ -53,6 +70,13 @@ http {{
     root {d}/www;
     location = /moved {{ return 301 /index.html; }}
     location = /chunked {{ chunked_transfer_encoding on; gzip off; return 200 'chunky'; }}
+  }}
+  server {{
+    listen 127.0.0.1:{tls_port} ssl;
+    ssl_certificate {d}/leaf.pem;
+    ssl_certificate_key {d}/leaf.key;
+    ssl_session_cache shared:volley:1m;
+    root {d}/www;
   }}
 }}
 ",
@@ -75,7 +99,12 @@ http {{
         assert!(Instant::now() < deadline, "nginx did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Nginx { child, port, dir }
+    Nginx {
+        child,
+        port,
+        tls_port,
+        dir,
+    }
 }
 
 #[test]
@@ -150,4 +179,72 @@ fn against_nginx() {
         &urls,
     );
     assert!(r.outcomes.iter().all(|x| x.status == Some(200)));
+}
+
+#[test]
+fn against_nginx_tls() {
+    let n = start_nginx();
+    let opts = volley::tls::TlsOptions {
+        cacert: Some(n.dir.join("ca.pem")),
+        ..Default::default()
+    };
+    let cfg = || Config {
+        tls: Some(volley::tls::client_config(&opts).unwrap()),
+        resolve: vec![(
+            "nginx.test".into(),
+            n.tls_port,
+            "127.0.0.1".parse().unwrap(),
+        )],
+        ..cfg()
+    };
+    let base = format!("https://nginx.test:{}", n.tls_port);
+    let mut urls = vec![format!("{base}/index.html"), format!("{base}/big.txt")];
+    for i in 0..200 {
+        urls.push(format!("{base}/nope{i}"));
+    }
+    let r = run(
+        Config {
+            concurrency: 4,
+            ..cfg()
+        },
+        &urls,
+    );
+    let o = &r.outcomes;
+    assert_eq!((o[0].status, o[0].bytes), (Some(200), 45), "{:?}", o[0]);
+    assert_eq!((o[1].status, o[1].bytes), (Some(200), 1 << 20));
+    assert!(o[2..].iter().all(|x| x.status == Some(404)));
+    assert!(
+        o.iter().filter(|x| x.timings.tls.is_some()).count() <= 4,
+        "keep-alive reuses TLS connections"
+    );
+    // New connection per request: handshakes resume (nginx's session cache).
+    let urls: Vec<String> = (0..50).map(|i| format!("{base}/index.html?{i}")).collect();
+    let r = run(
+        Config {
+            keepalive: false,
+            concurrency: 5,
+            ..cfg()
+        },
+        &urls,
+    );
+    assert!(r
+        .outcomes
+        .iter()
+        .all(|x| x.status == Some(200) && x.timings.tls.is_some()));
+    // A wrong name is refused.
+    let r = run(
+        Config {
+            resolve: vec![(
+                "other.test".into(),
+                n.tls_port,
+                "127.0.0.1".parse().unwrap(),
+            )],
+            ..cfg()
+        },
+        &[format!("https://other.test:{}/", n.tls_port)],
+    );
+    assert_eq!(
+        r.outcomes[0].error.as_ref().map(|e| e.kind),
+        Some(volley::ErrorKind::Tls)
+    );
 }

@@ -195,6 +195,9 @@ pub struct Config {
     pub hosts_file: Option<std::path::PathBuf>,
     /// Response head limits.
     pub limits: Limits,
+    /// TLS client configuration shared by all https connections (see
+    /// [`crate::tls::client_config`]); `None` = verify against the built-in web roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// When it turns true (say from a signal handler), `run` returns at once:
     /// finished requests have had their `on_done`, unfinished ones get none.
     pub stop: Option<Arc<AtomicBool>>,
@@ -219,6 +222,7 @@ impl Default for Config {
             resolve: Vec::new(),
             hosts_file: Some("/etc/hosts".into()),
             limits: Limits::default(),
+            tls: None,
             stop: None,
         }
     }

@@ -190,6 +190,7 @@ pub struct Engine<S: Source, H: Handler> {
     rate_timer: bool,
     rbuf: Box<[u8]>,
     cbuf: Box<[u8]>,
+    tls: Arc<rustls::ClientConfig>,
     rng: u64,
     stats: Stats,
     now: Instant,
@@ -254,6 +255,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let resolver = Resolver::new(&cfg.resolve, cfg.hosts_file.as_deref(), waker.clone());
+        let tls = match &cfg.tls {
+            Some(t) => t.clone(),
+            None => crate::tls::client_config(&crate::tls::TlsOptions::default())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        };
         let now = Instant::now();
         let seed = now.elapsed().subsec_nanos() as u64
             ^ (std::process::id() as u64) << 32
@@ -284,6 +290,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
+            tls,
             rng: seed | 1,
             stats: Stats::default(),
             now,
@@ -482,8 +489,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 ),
             )
         } else if task.phase == PhaseDeadline::Connect {
+            let conn = task.conn.and_then(|c| self.conns.get(c));
             let what = match task.state {
                 TaskState::Resolving => format!("resolving {}", task.cur.host),
+                _ if conn.is_some_and(|s| s.conn.phase == Phase::Handshaking) => format!(
+                    "TLS handshake with {}",
+                    conn.map_or_else(String::new, |s| s.conn.peer.to_string())
+                ),
                 _ => format!(
                     "connecting to {}",
                     task.conn
@@ -880,7 +892,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     Ok(true) => {
                         let task = &mut self.tasks[t];
                         task.timings.connect = Some(self.now.duration_since(task.stage_start));
-                        self.send(t, c);
+                        task.stage_start = self.now;
+                        if task.cur.tls {
+                            let name = crate::tls::server_name(&task.cur.host, task.cur.ip);
+                            let started = name
+                                .map_err(|e| Error::new(ErrorKind::Tls, e))
+                                .and_then(|n| slot.conn.start_tls(self.tls.clone(), n));
+                            match started {
+                                Ok(()) => self.handshake(t, c),
+                                Err(e) => self.fail(t, e, true),
+                            }
+                        } else {
+                            self.send(t, c);
+                        }
                     }
                     Err(e) => {
                         self.tasks[t].last_connect_error = Some(e);
@@ -888,6 +912,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
                         self.drop_conn_socket(c);
                         self.connect_next(t);
                     }
+                }
+            }
+            Phase::Handshaking => {
+                if readable || writable {
+                    let t = slot.task.expect("handshaking conn has a task");
+                    self.handshake(t, c);
                 }
             }
             Phase::Writing => {
@@ -905,6 +935,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     self.read(t, c);
                 }
             }
+        }
+    }
+
+    fn handshake(&mut self, t: usize, c: usize) {
+        match self.conns[c].conn.handshake() {
+            Ok(false) => {}
+            Ok(true) => {
+                let task = &mut self.tasks[t];
+                task.timings.tls = Some(self.now.duration_since(task.stage_start));
+                self.send(t, c);
+            }
+            Err(e) => self.fail(t, e, true),
         }
     }
 

@@ -78,6 +78,15 @@ pub struct Opts {
     /// Send `Connection: close` and never reuse connections.
     #[arg(long = "no-keepalive")]
     pub no_keepalive: bool,
+    /// Add the PEM certificates in FILE as trust anchors.
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Skip TLS certificate verification.
+    #[arg(short = 'k', long = "insecure")]
+    pub insecure: bool,
+    /// Accept an https peer only if the SHA-256 of its public key (base64) is one of these.
+    #[arg(long = "pin-sha256", value_name = "B64")]
+    pub pins: Vec<String>,
     /// Pin HOST:PORT to ADDR (repeatable, curl syntax).
     #[arg(long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, u16, IpAddr)>,
@@ -140,9 +149,14 @@ fn parse_header(h: &str) -> Result<(String, String), String> {
 }
 
 impl Opts {
-    /// The engine configuration these options describe.
-    pub fn config(&self) -> Config {
-        Config {
+    /// The engine configuration these options describe; errors name the option.
+    pub fn config(&self) -> Result<Config, String> {
+        let tls = volley::tls::client_config(&volley::tls::TlsOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            pins: self.pins.clone(),
+        })?;
+        Ok(Config {
             concurrency: self.concurrency as usize,
             per_host: self.per_host as usize,
             rate: self.rate,
@@ -155,8 +169,9 @@ impl Opts {
             max_body: self.max_body,
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),
+            tls: Some(tls),
             ..Config::default()
-        }
+        })
     }
 
     /// Method, headers and body; errors name the option.

@@ -33,6 +33,7 @@ fn usage(msg: &str) -> ! {
 fn main() {
     let opts = cli::Opts::parse();
     let spec = Arc::new(opts.spec().unwrap_or_else(|e| usage(&e)));
+    let mut cfg = opts.config().unwrap_or_else(|e| usage(&e));
     let targets = if let (Some(base), Some(file)) = (&opts.base, &opts.wordlist) {
         if !opts.urls.is_empty() || opts.list.is_some() {
             usage("--url/--wordlist cannot be combined with URL arguments or --list");
@@ -88,7 +89,6 @@ fn main() {
     // SAFETY: isatty only inspects the descriptor.
     let progress = !opts.quiet && unsafe { libc::isatty(2) } == 1;
     let mut last_progress = Instant::now();
-    let mut cfg = opts.config();
     cfg.stop = Some(stop.clone());
     let writer = output::Writer::new(out);
     let started = Instant::now();
