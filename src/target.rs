@@ -16,8 +16,6 @@ pub struct Target {
     pub url: Url,
     /// True for https.
     pub tls: bool,
-    /// Host name (punycode) or IP literal, without brackets.
-    pub host: String,
     /// The host as an IP address, when it is a literal.
     pub ip: Option<IpAddr>,
     /// Port (explicit or the scheme default).
@@ -34,7 +32,7 @@ impl Target {
     ///
     /// ```
     /// let t = volley::target::Target::parse("[::1]:8080/x").unwrap();
-    /// assert_eq!((t.host.as_str(), t.port, t.host_header().as_str()), ("::1", 8080, "[::1]:8080"));
+    /// assert_eq!((t.host(), t.port, t.host_header().as_str()), ("::1", 8080, "[::1]:8080"));
     /// ```
     pub fn parse(input: &str) -> Result<Target, Error> {
         let s = input.trim();
@@ -58,10 +56,10 @@ impl Target {
             other => return Err(bad(format!("scheme {other:?} is not http or https"))),
         };
         url.set_fragment(None);
-        let (host, ip) = match url.host() {
-            Some(Host::Domain(d)) if !d.is_empty() => (d.to_string(), None),
-            Some(Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
-            Some(Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
+        let ip = match url.host() {
+            Some(Host::Domain(d)) if !d.is_empty() => None,
+            Some(Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+            Some(Host::Ipv6(a)) => Some(IpAddr::V6(a)),
             _ => return Err(bad("URL has no host")),
         };
         let port = url
@@ -70,13 +68,7 @@ impl Target {
         if port == 0 {
             return Err(bad("port 0"));
         }
-        Ok(Target {
-            url,
-            tls,
-            host,
-            ip,
-            port,
-        })
+        Ok(Target { url, tls, ip, port })
     }
 
     /// Resolves a Location value against this URL (relative references allowed).
@@ -98,22 +90,30 @@ impl Target {
         &u.as_str()[start..end]
     }
 
-    /// The Host header value: host (IPv6 in brackets) and `:port` when not default.
-    pub fn host_header(&self) -> String {
-        let h = match self.ip {
-            Some(IpAddr::V6(a)) => format!("[{a}]"),
-            _ => self.host.clone(),
-        };
-        if self.url.port().is_some() {
-            format!("{h}:{}", self.port)
-        } else {
-            h
-        }
+    /// Host name (punycode, lower case) or IP literal, without brackets.
+    pub fn host(&self) -> &str {
+        let h = self.url.host_str().unwrap_or("");
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
     }
 
-    /// The keep-alive pool key: scheme, host and port.
-    pub fn pool_key(&self) -> (bool, &str, u16) {
-        (self.tls, &self.host, self.port)
+    /// The host as the Host header writes it (IPv6 in brackets).
+    pub fn host_for_header(&self) -> &str {
+        self.url.host_str().unwrap_or("")
+    }
+
+    /// The port, when the URL names one that is not the scheme's default.
+    pub fn explicit_port(&self) -> Option<u16> {
+        self.url.port()
+    }
+
+    /// The Host header value: host (IPv6 in brackets) and `:port` when not default.
+    pub fn host_header(&self) -> String {
+        match self.explicit_port() {
+            Some(p) => format!("{}:{p}", self.host_for_header()),
+            None => self.host_for_header().to_string(),
+        }
     }
 }
 
@@ -127,16 +127,16 @@ mod tests {
         assert_eq!(t.url.as_str(), "http://example.test/");
         assert_eq!((t.port, t.tls, t.origin_form()), (80, false, "/"));
         let t = Target::parse("https://Example.TEST:8443/a/b?x=1&y#frag").unwrap();
-        assert_eq!(t.host, "example.test");
+        assert_eq!(t.host(), "example.test");
         assert_eq!(t.origin_form(), "/a/b?x=1&y");
         assert_eq!(t.host_header(), "example.test:8443");
         assert!(t.tls);
         let t = Target::parse("host:81").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("host", 81));
+        assert_eq!((t.host(), t.port), ("host", 81));
         let t = Target::parse("http://127.0.0.1:80/").unwrap();
         assert_eq!(t.host_header(), "127.0.0.1"); // default port dropped
         let t = Target::parse("bücher.example/").unwrap();
-        assert_eq!(t.host, "xn--bcher-kva.example");
+        assert_eq!(t.host(), "xn--bcher-kva.example");
         let t = Target::parse("http://h/a b").unwrap();
         assert_eq!(t.origin_form(), "/a%20b");
     }

@@ -16,9 +16,10 @@ pub struct RequestHead<'a> {
     pub method: &'a str,
     /// Request target: origin-form (`/path?q`) or, to a proxy, absolute-form.
     pub target: &'a str,
-    /// Value of the Host header: the host (IPv6 in brackets) with `:port` only when
-    /// the port is not the scheme's default.
+    /// Host for the Host header (IPv6 in brackets).
     pub host: &'a str,
+    /// Port for the Host header: only when it is not the scheme's default.
+    pub port: Option<u16>,
     /// Default headers other than Host, sent unless a user header has the same name.
     pub defaults: &'a [(&'a str, &'a str)],
     /// User headers, in order; each replaces a default of the same name.
@@ -76,7 +77,7 @@ fn push_header(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// use volley::codec::request::{encode, RequestHead, DEFAULT_HEADERS};
 /// let mut buf = Vec::new();
 /// encode(&mut buf, &RequestHead {
-///     method: "GET", target: "/a", host: "example.test:8080",
+///     method: "GET", target: "/a", host: "example.test", port: Some(8080),
 ///     defaults: &DEFAULT_HEADERS, headers: &[], body: b"", close: false,
 /// }).unwrap();
 /// assert!(buf.starts_with(b"GET /a HTTP/1.1\r\nHost: example.test:8080\r\n"));
@@ -100,7 +101,14 @@ pub fn encode(buf: &mut Vec<u8>, req: &RequestHead<'_>) -> Result<(), Error> {
     buf.extend_from_slice(req.target.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
     if !user_has(req.headers, "host") {
-        push_header(buf, "Host", req.host.as_bytes());
+        buf.extend_from_slice(b"Host: ");
+        buf.extend_from_slice(req.host.as_bytes());
+        if let Some(p) = req.port {
+            let mut digits = [0u8; 20];
+            buf.push(b':');
+            buf.extend_from_slice(fmt_u64(u64::from(p), &mut digits));
+        }
+        buf.extend_from_slice(b"\r\n");
     }
     for (n, v) in req.defaults {
         if !user_has(req.headers, n) {
@@ -156,6 +164,7 @@ mod tests {
             method: "GET",
             target: "/",
             host: "h",
+            port: None,
             defaults: &DEFAULT_HEADERS,
             headers: &[],
             body: b"",

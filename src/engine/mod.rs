@@ -85,13 +85,21 @@ enum PhaseDeadline {
     Read,
 }
 
+impl Task {
+    /// The URL of the current hop.
+    fn cur(&self) -> &Target {
+        self.hop.as_ref().unwrap_or(&self.first)
+    }
+}
+
 #[derive(Debug)]
 struct Task {
     tag: u64,
     input: String,
     spec: Arc<RequestSpec>,
     first: Target,
-    cur: Target,
+    /// The current hop's URL when a redirect was followed (else `first`).
+    hop: Option<Target>,
     get_override: bool,
     redirects: Vec<Redirect>,
     attempts: u32,
@@ -491,16 +499,17 @@ impl<S: Source, H: Handler> Engine<S, H> {
         } else if task.phase == PhaseDeadline::Connect {
             let conn = task.conn.and_then(|c| self.conns.get(c));
             let what = match task.state {
-                TaskState::Resolving => format!("resolving {}", task.cur.host),
+                TaskState::Resolving => format!("resolving {}", task.cur().host()),
                 _ if conn.is_some_and(|s| s.conn.phase == Phase::Handshaking) => format!(
                     "TLS handshake with {}",
                     conn.map_or_else(String::new, |s| s.conn.peer.to_string())
                 ),
                 _ => format!(
                     "connecting to {}",
-                    task.conn
-                        .and_then(|c| self.conns.get(c))
-                        .map_or_else(|| task.cur.host.clone(), |s| s.conn.peer.to_string())
+                    task.conn.and_then(|c| self.conns.get(c)).map_or_else(
+                        || task.cur().host().to_string(),
+                        |s| s.conn.peer.to_string()
+                    )
                 ),
             };
             Error::new(
@@ -637,8 +646,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             tag: req.tag,
             input: req.url,
             spec: req.spec,
-            first: target.clone(),
-            cur: target,
+            first: target,
+            hop: None,
             get_override: false,
             redirects: Vec::new(),
             attempts: 0,
@@ -669,7 +678,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Begins an attempt (first, retry) from the first URL.
     fn start_attempt(&mut self, t: usize) {
         let task = &mut self.tasks[t];
-        task.cur = task.first.clone();
+        task.hop = None;
         task.get_override = false;
         task.redirects.clear();
         task.attempt_start = None;
@@ -692,12 +701,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Gets a connection for the current URL: pooled, or a new one when the
     /// per-host limit allows, else waits for one.
     fn start_hop(&mut self, t: usize) {
-        let (host, tls, port) = {
-            let c = &self.tasks[t].cur;
-            (c.host.clone(), c.tls, c.port)
-        };
         let per_host = self.cfg.per_host;
-        let entry = self.hosts.entry(&host, tls, port);
+        let cur = self.tasks[t].cur();
+        let (tls, port) = (cur.tls, cur.port);
+        let entry = self.hosts.entry(cur.host(), tls, port);
         if let Some(c) = entry.idle.pop() {
             self.begin_clock(t);
             let task = &mut self.tasks[t];
@@ -730,7 +737,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         task.addr_idx = 0;
         task.last_connect_error = None;
         self.set_phase(t, PhaseDeadline::Connect);
-        let lookup = self.resolver.lookup(&host, port, t, self.now);
+        let lookup = self
+            .resolver
+            .lookup(self.tasks[t].cur().host(), port, t, self.now);
         match lookup {
             Lookup::Ready(a) => self.resolved(t, a),
             Lookup::Pending => {}
@@ -778,7 +787,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.fail(t, e, false);
                 return;
             }
-            let peer = SocketAddr::new(addrs[task.addr_idx], task.cur.port);
+            let peer = SocketAddr::new(addrs[task.addr_idx], task.cur().port);
             task.addr_idx += 1;
             task.stage_start = self.now;
             task.state = TaskState::Connecting;
@@ -788,9 +797,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     let c = entry.key();
                     let mut slot = Slot {
                         conn,
-                        host: Rc::from(task.cur.host.as_str()),
-                        tls: task.cur.tls,
-                        port: task.cur.port,
+                        host: Rc::from(task.cur().host()),
+                        tls: task.cur().tls,
+                        port: task.cur().port,
                         content: ContentDecoder::new(Coding::Identity, 0),
                         task: Some(t),
                         idle_timer: None,
@@ -844,10 +853,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     fn release_host_slot(&mut self, t: usize) {
-        let (host, tls, port) = {
-            let c = &self.tasks[t].cur;
-            (c.host.clone(), c.tls, c.port)
-        };
+        let c = self.tasks[t].cur();
+        let (tls, port) = (c.tls, c.port);
+        let host: Rc<str> = Rc::from(c.host());
         let e = self.hosts.entry(&host, tls, port);
         e.open = e.open.saturating_sub(1);
         self.host_slot_freed(&host, tls, port);
@@ -893,8 +901,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
                         let task = &mut self.tasks[t];
                         task.timings.connect = Some(self.now.duration_since(task.stage_start));
                         task.stage_start = self.now;
-                        if task.cur.tls {
-                            let name = crate::tls::server_name(&task.cur.host, task.cur.ip);
+                        if task.cur().tls {
+                            let name = crate::tls::server_name(task.cur().host(), task.cur().ip);
                             let started = name
                                 .map_err(|e| Error::new(ErrorKind::Tls, e))
                                 .and_then(|n| slot.conn.start_tls(self.tls.clone(), n));
@@ -970,15 +978,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
             (&spec.method, &spec.body)
         };
         let head_request = method.eq_ignore_ascii_case("HEAD");
-        let host = task.cur.host_header();
         let slot = &mut self.conns[c];
         slot.conn.wbuf.clear();
         let r = encode(
             &mut slot.conn.wbuf,
             &RequestHead {
                 method,
-                target: task.cur.origin_form(),
-                host: &host,
+                target: task.cur().origin_form(),
+                host: task.cur().host_for_header(),
+                port: task.cur().explicit_port(),
                 defaults: &DEFAULT_HEADERS,
                 headers: &spec.headers,
                 body,
@@ -1035,7 +1043,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     .location
                     .clone()
                     .map(|r| String::from_utf8_lossy(&buf[r]).into_owned());
-                let resolved = location.as_deref().and_then(|l| task.cur.join(l).ok());
+                let resolved = location.as_deref().and_then(|l| task.cur().join(l).ok());
                 let is_redirect = matches!(h.status, 301 | 302 | 303 | 307 | 308);
                 if cfg.follow && is_redirect && resolved.is_some() {
                     if task.redirects.len() as u32 >= cfg.max_redirects {
@@ -1050,7 +1058,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                         return Flow::Stop;
                     }
                     task.redirects.push(Redirect {
-                        url: task.cur.url.to_string(),
+                        url: task.cur().url.to_string(),
                         status: h.status,
                     });
                     let post_like =
@@ -1078,7 +1086,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     task.tag,
                     &ResponseHead {
                         status: h.status,
-                        url: task.cur.url.as_str(),
+                        url: task.cur().url.as_str(),
                         content_length: h.content_length,
                         fields,
                         buf,
@@ -1182,7 +1190,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let task = &mut self.tasks[t];
         task.conn = None;
         if let Some(next) = task.next_hop.take() {
-            task.cur = next;
+            task.hop = Some(next);
             self.start_hop(t);
             return;
         }
@@ -1275,8 +1283,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             None => match self.tasks[t].state {
                 TaskState::Resolving | TaskState::Connecting => self.release_host_slot(t),
                 TaskState::WaitHost => {
-                    let cur = &self.tasks[t].cur;
-                    let e = self.hosts.entry(&cur.host, cur.tls, cur.port);
+                    let cur = self.tasks[t].cur();
+                    let e = self.hosts.entry(cur.host(), cur.tls, cur.port);
                     e.waiters.retain(|&w| w != t);
                 }
                 _ => {}
@@ -1319,8 +1327,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.handler.on_done(Outcome {
             tag: task.tag,
             input: task.input,
-            url: task.first.url.to_string(),
-            final_url: task.cur.url.to_string(),
+            final_url: match task.hop {
+                Some(h) => h.url.into(),
+                None => task.first.url.to_string(),
+            },
+            url: task.first.url.into(),
             status: task.status,
             error,
             content_length: task.content_length,
