@@ -292,9 +292,16 @@ impl Conn {
 
     /// Reads until `WouldBlock`, the end of the response, or a failure, handing
     /// events to `on_event`. `scratch` is the engine's shared read buffer.
+    ///
+    /// With `drain` false, a plain-TCP read that returns less than the buffer ends
+    /// the turn without the extra read that would only say `WouldBlock`: the socket
+    /// was empty at that moment, and edge-triggered readiness reports any later
+    /// byte. Callers pass `drain` true when the event also said the peer closed (that
+    /// EOF raises no new edge) or when the read was not prompted by an event.
     pub fn read(
         &mut self,
         scratch: &mut [u8],
+        drain: bool,
         mut on_event: impl FnMut(ReadEvent<'_>) -> Flow,
     ) -> ReadEnd {
         loop {
@@ -355,6 +362,9 @@ impl Conn {
                 r
             };
             match result {
+                Ok((_, false)) if !drain && self.tls.is_none() && n < scratch.len() => {
+                    return ReadEnd::WouldBlock
+                }
                 Ok((_, false)) => continue,
                 Ok((consumed, true)) => {
                     let _ = consumed;
