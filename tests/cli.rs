@@ -284,3 +284,42 @@ fn sigint_writes_finished_results_and_exits_130() {
     let ls = lines(&out.stdout);
     assert_eq!(ls.len(), 2, "the two finished results, whole");
 }
+
+#[test]
+fn out_of_file_descriptors_never_crashes_or_drops() {
+    // With only 48 descriptors and 300 requests in flight wanted, connects hit EMFILE:
+    // volley waits and retries; every target still gets its result.
+    let s = http(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        ok_response("x")
+    });
+    let dir = std::env::temp_dir().join(format!("volley-cli-fd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("urls.txt");
+    let urls: String = (0..600)
+        .map(|i| format!("{}\n", s.url(&format!("/{i}"))))
+        .collect();
+    std::fs::write(&list, urls).unwrap();
+    let cmd = format!(
+        "ulimit -Sn 48; ulimit -Hn 48; exec {} -q -c 300 -l {}",
+        env!("CARGO_BIN_EXE_volley"),
+        list.display()
+    );
+    let out = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ls = lines(&out.stdout);
+    assert_eq!(ls.len(), 600);
+    let ok = ls.iter().filter(|o| get(o, "status") == "200").count();
+    assert_eq!(
+        ok,
+        600,
+        "every request answered: {:?}",
+        ls.iter().find(|o| get(o, "status") != "200")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -589,3 +589,75 @@ fn time_waiting_for_a_slot_is_not_counted() {
         assert!(o.timings.total.unwrap() < Duration::from_millis(600));
     }
 }
+
+/// A source the test feeds by hand; never exhausted until told.
+struct Fed {
+    queue: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<volley::engine::Request>>>,
+    done: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl volley::engine::Source for Fed {
+    fn next_request(&mut self) -> Option<volley::engine::Request> {
+        self.queue.borrow_mut().pop_front()
+    }
+    fn is_exhausted(&self) -> bool {
+        self.done.get()
+    }
+}
+
+#[test]
+fn idle_pooled_connection_times_out_and_is_closed() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let closed = std::sync::Arc::new(AtomicUsize::new(0));
+    let c2 = closed.clone();
+    let s = server(move |_, mut st, _| {
+        while read_request(&mut st).is_some() {
+            let _ = st.write_all(&ok_response("x"));
+        }
+        c2.fetch_add(1, SeqCst); // the client closed its side
+    });
+    let queue = std::rc::Rc::new(std::cell::RefCell::new(std::collections::VecDeque::new()));
+    let done = std::rc::Rc::new(std::cell::Cell::new(false));
+    let spec = std::sync::Arc::new(RequestSpec::default());
+    let req = |tag: u64| volley::engine::Request {
+        tag,
+        url: s.url("/"),
+        spec: spec.clone(),
+    };
+    let cfg = Config {
+        idle_timeout: Duration::from_millis(200),
+        ..cfg()
+    };
+    let mut e = volley::engine::Engine::new(
+        cfg,
+        Fed {
+            queue: queue.clone(),
+            done: done.clone(),
+        },
+        Collect::default(),
+    )
+    .unwrap();
+    queue.borrow_mut().push_back(req(1));
+    while e.handler().outcomes.is_empty() {
+        e.step(Some(Duration::from_millis(50))).unwrap();
+    }
+    assert_eq!(closed.load(SeqCst), 0, "pooled, still open");
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while closed.load(SeqCst) == 0 && std::time::Instant::now() < until {
+        e.step(Some(Duration::from_millis(50))).unwrap();
+    }
+    assert_eq!(
+        closed.load(SeqCst),
+        1,
+        "the idle connection was closed by its timer"
+    );
+    queue.borrow_mut().push_back(req(2));
+    done.set(true);
+    while e.step(Some(Duration::from_millis(50))).unwrap() {}
+    assert_eq!(e.handler().outcomes[1].status, Some(200));
+    assert_eq!(
+        s.conns.load(SeqCst),
+        2,
+        "a new connection after the idle one closed"
+    );
+}

@@ -22,6 +22,7 @@
 
 pub mod api;
 mod host;
+mod rate;
 
 pub use api::{
     Config, Handler, Outcome, Redirect, Request, RequestSpec, ResponseHead, Source, Timings,
@@ -195,7 +196,7 @@ pub struct Engine<S: Source, H: Handler> {
     filling: bool,
     in_backoff: usize,
     source_done: bool,
-    rate_next: Option<Instant>,
+    rate: rate::Rate,
     rate_timer: bool,
     rbuf: Box<[u8]>,
     cbuf: Box<[u8]>,
@@ -296,7 +297,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             filling: false,
             in_backoff: 0,
             source_done: false,
-            rate_next: None,
+            rate: rate::Rate::new(cfg.rate),
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
@@ -597,7 +598,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 break;
             }
             match self.source.next_request() {
-                Some(req) => self.admit(req),
+                Some(req) => {
+                    self.rate.take(self.now);
+                    self.admit(req)
+                }
                 None => {
                     if self.source.is_exhausted() {
                         self.source_done = true;
@@ -608,28 +612,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
+    /// True when `--rate` lets a request start now; else arms a wake-up.
     fn rate_allows(&mut self) -> bool {
-        if self.cfg.rate <= 0.0 {
-            return true;
-        }
-        let interval = Duration::from_secs_f64(1.0 / self.cfg.rate);
-        let next = self.rate_next.unwrap_or(self.now);
-        if next <= self.now {
-            // No credit is saved up beyond one interval: the rate holds over any window.
-            let base = if self.now.duration_since(next) > interval {
-                self.now
-            } else {
-                next
-            };
-            self.rate_next = Some(base + interval);
-            true
-        } else {
-            if !self.rate_timer {
-                let ms = self.wheel.ms(next);
-                self.wheel.insert(ms, TimerRef::Rate);
-                self.rate_timer = true;
+        match self.rate.wait(self.now) {
+            None => true,
+            Some(at) => {
+                if !self.rate_timer {
+                    let ms = self.wheel.ms(at);
+                    self.wheel.insert(ms, TimerRef::Rate);
+                    self.rate_timer = true;
+                }
+                false
             }
-            false
         }
     }
 
