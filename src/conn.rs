@@ -273,12 +273,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, moved)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Closed,
-                        format!("sending the request: {e}"),
-                    ))
-                }
+                Err(e) => return Err(send_error(e)),
             }
         }
         self.phase = Phase::Reading;
@@ -453,12 +448,7 @@ fn write_tls(
                 Ok(_) => moved = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, moved)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Closed,
-                        format!("sending the request: {e}"),
-                    ))
-                }
+                Err(e) => return Err(send_error(e)),
             }
         }
         if *wpos >= wbuf.len() {
@@ -470,4 +460,9 @@ fn write_tls(
             Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
         }
     }
+}
+
+/// A failed send: the peer closed or reset the connection.
+fn send_error(e: io::Error) -> Error {
+    Error::new(ErrorKind::Closed, format!("sending the request: {e}"))
 }

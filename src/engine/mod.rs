@@ -718,12 +718,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let (tls, port) = (cur.tls, cur.port);
         let entry = self.hosts.entry(cur.host(), tls, port);
         if let Some(c) = entry.idle.pop() {
-            self.begin_clock(t);
-            let task = &mut self.tasks[t];
-            task.timings.dns = None;
-            task.timings.connect = None;
-            task.timings.tls = None;
-            self.use_conn(t, c);
+            self.reuse_for(t, c);
             return;
         }
         if per_host > 0 && entry.open >= per_host {
@@ -875,18 +870,36 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// A connection of this key closed: a waiter may open one.
     fn host_slot_freed(&mut self, host: &str, tls: bool, port: u16) {
+        match self.next_waiter(host, tls, port) {
+            Some(w) => self.start_hop(w),
+            None => self.hosts.prune(host, tls, port),
+        }
+    }
+
+    /// The next task still waiting for a connection slot of this key.
+    fn next_waiter(&mut self, host: &str, tls: bool, port: u16) -> Option<usize> {
         let e = self.hosts.entry(host, tls, port);
-        if let Some(w) = e.waiters.pop_front() {
+        while let Some(w) = e.waiters.pop_front() {
             if self
                 .tasks
                 .get(w)
                 .is_some_and(|x| x.state == TaskState::WaitHost)
             {
-                self.start_hop(w);
+                return Some(w);
             }
-        } else {
-            self.hosts.prune(host, tls, port);
         }
+        None
+    }
+
+    /// Gives pooled connection `c` to task `t`: the attempt's clocks start (if not
+    /// yet), and the phases a reused connection skips are reported as not run.
+    fn reuse_for(&mut self, t: usize, c: usize) {
+        self.begin_clock(t);
+        let task = &mut self.tasks[t];
+        task.timings.dns = None;
+        task.timings.connect = None;
+        task.timings.tls = None;
+        self.use_conn(t, c);
     }
 
     // ----- connections ------------------------------------------------------------
@@ -1225,20 +1238,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.close_conn(c);
             return;
         };
-        let entry = self.hosts.entry(&host, tls, port);
-        while let Some(w) = entry.waiters.pop_front() {
-            if self
-                .tasks
-                .get(w)
-                .is_some_and(|x| x.state == TaskState::WaitHost)
-            {
-                self.begin_clock(w);
-                let task = &mut self.tasks[w];
-                task.timings.dns = None;
-                task.timings.connect = None;
-                self.use_conn(w, c);
-                return;
-            }
+        if let Some(w) = self.next_waiter(&host, tls, port) {
+            self.reuse_for(w, c);
+            return;
         }
         let entry = self.hosts.entry(&host, tls, port);
         entry.idle.push(c);

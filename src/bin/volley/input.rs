@@ -148,23 +148,13 @@ impl Stream {
                                 }
                             }
                         }
-                        Targets::List(_) => {
-                            let mut r =
-                                BufReader::with_capacity(64 * 1024, reader.expect("opened"));
-                            let mut line = Vec::new();
-                            while read_line(&mut r, &mut line)? {
-                                let more = !r.buffer().is_empty();
-                                let text = String::from_utf8_lossy(&line);
-                                if let Some(t) = usable(&text) {
-                                    if !emit(t.to_string(), &mut pending, more) {
-                                        return Ok(());
-                                    }
-                                } else if !more && !flush(&mut pending) {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                        Targets::Wordlist { base, exts, .. } => {
+                        Targets::List(_) | Targets::Wordlist { .. } => {
+                            // A list line is a URL; a word expands to the bare word
+                            // and then word.ext for each extension, in order.
+                            let (base, exts) = match &targets {
+                                Targets::Wordlist { base, exts, .. } => (Some(base), &exts[..]),
+                                _ => (None, &[][..]),
+                            };
                             let mut r =
                                 BufReader::with_capacity(64 * 1024, reader.expect("opened"));
                             let mut line = Vec::new();
@@ -177,17 +167,19 @@ impl Stream {
                                     }
                                     continue;
                                 };
-                                if !emit(
-                                    expand(&base, word),
-                                    &mut pending,
-                                    more || !exts.is_empty(),
-                                ) {
+                                let Some(base) = base else {
+                                    if !emit(word.to_string(), &mut pending, more) {
+                                        return Ok(());
+                                    }
+                                    continue;
+                                };
+                                if !emit(expand(base, word), &mut pending, more || !exts.is_empty())
+                                {
                                     return Ok(());
                                 }
                                 for (i, e) in exts.iter().enumerate() {
-                                    let last = i + 1 == exts.len();
-                                    let url = expand(&base, &format!("{word}.{e}"));
-                                    if !emit(url, &mut pending, more || !last) {
+                                    let url = expand(base, &format!("{word}.{e}"));
+                                    if !emit(url, &mut pending, more || i + 1 < exts.len()) {
                                         return Ok(());
                                     }
                                 }
