@@ -46,6 +46,9 @@ pub enum Lookup {
 
 type Answer = (String, Result<Addrs, DnsError>);
 
+/// A finished lookup as [`Resolver::poll_done`] reports it: (waiter, name, answer).
+pub type Answered = (usize, Arc<str>, Result<Addrs, DnsError>);
+
 /// The resolver; see the module docs.
 pub struct Resolver {
     pins: HashMap<(String, u16), Addrs>,
@@ -210,15 +213,18 @@ impl Resolver {
         }
     }
 
-    /// Moves finished lookups to `out` as (waiter, answer).
-    pub fn poll_done(&mut self, now: Instant, out: &mut Vec<(usize, Result<Addrs, DnsError>)>) {
+    /// Moves finished lookups to `out` as (waiter, name, answer). The name lets a
+    /// caller whose waiter ids are reused check that the answer is still for it.
+    pub fn poll_done(&mut self, now: Instant, out: &mut Vec<Answered>) {
         while let Ok((host, answer)) = self.answers.try_recv() {
             if let Ok(a) = &answer {
                 self.cache
                     .insert(host.clone(), (a.clone(), now + CACHE_TTL));
             }
-            for w in self.waiting.remove(&host).unwrap_or_default() {
-                out.push((w, answer.clone()));
+            let waiters = self.waiting.remove(&host).unwrap_or_default();
+            let host: Arc<str> = Arc::from(host);
+            for w in waiters {
+                out.push((w, host.clone(), answer.clone()));
             }
         }
     }

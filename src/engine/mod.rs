@@ -32,7 +32,7 @@ use crate::codec::request::{encode, RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
 use crate::conn::{Conn, Flow, Phase, ReadEnd, ReadEvent};
 use crate::error::{Error, ErrorKind};
-use crate::resolve::{Addrs, DnsError, Lookup, Resolver};
+use crate::resolve::{Addrs, Answered, DnsError, Lookup, Resolver};
 use crate::target::Target;
 use crate::timer::{TimerKey, Wheel};
 use host::Hosts;
@@ -189,7 +189,7 @@ pub struct Engine<S: Source, H: Handler> {
     conns: Slab<Slot>,
     hosts: Hosts,
     resolver: Resolver,
-    dns_done: Vec<(usize, Result<Addrs, DnsError>)>,
+    dns_done: Vec<Answered>,
     /// Tasks whose backoff ended, waiting for a slot (before new source requests).
     ready: VecDeque<usize>,
     active: usize,
@@ -397,8 +397,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.ready_io = ready;
         self.resolver.poll_done(self.now, &mut self.dns_done);
         let done = std::mem::take(&mut self.dns_done);
-        for (t, answer) in &done {
-            self.dns_answer(*t, answer.clone());
+        for (t, host, answer) in &done {
+            self.dns_answer(*t, host, answer.clone());
         }
         self.dns_done = done;
         self.dns_done.clear();
@@ -738,6 +738,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         entry.open += 1;
         self.begin_clock(t);
         let task = &mut self.tasks[t];
+        // A redirect hop reports its own phases, not the previous hop's.
+        task.timings.dns = None;
+        task.timings.connect = None;
+        task.timings.tls = None;
         task.state = TaskState::Resolving;
         task.stage_start = self.now;
         task.addrs = None;
@@ -757,11 +761,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    fn dns_answer(&mut self, t: usize, answer: Result<Addrs, DnsError>) {
+    fn dns_answer(&mut self, t: usize, host: &str, answer: Result<Addrs, DnsError>) {
+        // The task may have given up meanwhile, and its slot gone to another task.
         if self
             .tasks
             .get(t)
-            .is_none_or(|task| task.state != TaskState::Resolving)
+            .is_none_or(|task| task.state != TaskState::Resolving || task.cur().host() != host)
         {
             return;
         }
