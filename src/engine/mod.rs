@@ -829,6 +829,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     entry.insert(slot);
                     self.stats.connections += 1;
                     self.tasks[t].conn = Some(c);
+                    // A near peer (loopback, same host) has often accepted already:
+                    // send now rather than after a poll round trip.
+                    self.connect_progress(t, c);
                     return;
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
@@ -925,32 +928,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     return;
                 }
                 let t = slot.task.expect("connecting conn has a task");
-                match slot.conn.finish_connect() {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        let task = &mut self.tasks[t];
-                        task.timings.connect = Some(self.now.duration_since(task.stage_start));
-                        task.stage_start = self.now;
-                        if task.cur().tls {
-                            let name = crate::tls::server_name(task.cur().host(), task.cur().ip);
-                            let started = name
-                                .map_err(|e| Error::new(ErrorKind::Tls, e))
-                                .and_then(|n| slot.conn.start_tls(self.tls.clone(), n));
-                            match started {
-                                Ok(()) => self.handshake(t, c),
-                                Err(e) => self.fail(t, e, true),
-                            }
-                        } else {
-                            self.send(t, c);
-                        }
-                    }
-                    Err(e) => {
-                        self.tasks[t].last_connect_error = Some(e);
-                        self.tasks[t].conn = None;
-                        self.drop_conn_socket(c);
-                        self.connect_next(t);
-                    }
-                }
+                self.connect_progress(t, c);
             }
             Phase::Handshaking => {
                 if readable || writable {
@@ -972,6 +950,37 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     let t = slot.task.expect("reading conn has a task");
                     self.read(t, c, hup);
                 }
+            }
+        }
+    }
+
+    /// Checks a connect in progress; once connected, starts TLS or sends.
+    fn connect_progress(&mut self, t: usize, c: usize) {
+        let slot = &mut self.conns[c];
+        match slot.conn.finish_connect() {
+            Ok(false) => {}
+            Ok(true) => {
+                let task = &mut self.tasks[t];
+                task.timings.connect = Some(self.now.duration_since(task.stage_start));
+                task.stage_start = self.now;
+                if task.cur().tls {
+                    let name = crate::tls::server_name(task.cur().host(), task.cur().ip);
+                    let started = name
+                        .map_err(|e| Error::new(ErrorKind::Tls, e))
+                        .and_then(|n| slot.conn.start_tls(self.tls.clone(), n));
+                    match started {
+                        Ok(()) => self.handshake(t, c),
+                        Err(e) => self.fail(t, e, true),
+                    }
+                } else {
+                    self.send(t, c);
+                }
+            }
+            Err(e) => {
+                self.tasks[t].last_connect_error = Some(e);
+                self.tasks[t].conn = None;
+                self.drop_conn_socket(c);
+                self.connect_next(t);
             }
         }
     }
