@@ -372,9 +372,9 @@ impl Conn {
 
     /// Marks the connection idle; false (and it must be closed) if bytes beyond the
     /// response were received.
-    pub fn make_idle(&mut self, leftover: bool) -> bool {
+    pub fn make_idle(&mut self) -> bool {
         self.phase = Phase::Idle;
-        !leftover && self.pending.is_empty()
+        self.pending.is_empty()
     }
 
     /// Checks an idle connection that became readable: any byte or EOF means it can

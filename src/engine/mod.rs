@@ -473,8 +473,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if task.phase_deadline != d {
             task.phase = PhaseDeadline::Read;
             task.phase_deadline = d;
-            // The wheel entry may stay where it is if it is the total deadline, or
-            // fire early and be re-armed: only move it when it is the read deadline.
+            // Re-armed only when the deadline moved: at most once per millisecond
+            // however many reads arrive.
             self.arm(t);
         }
     }
@@ -514,7 +514,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 ),
                 _ => format!(
                     "connecting to {}",
-                    task.conn.and_then(|c| self.conns.get(c)).map_or_else(
+                    conn.map_or_else(
                         || task.cur().host().to_string(),
                         |s| s.conn.peer.to_string()
                     )
@@ -528,10 +528,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 ),
             )
         } else {
-            let what = match (task.state, task.status) {
-                (_, Some(_)) => "reading the body",
-                (TaskState::Exchanging, None) if task.sent_at.is_none() => "sending the request",
-                _ => "waiting for the response head",
+            let writing = task
+                .conn
+                .and_then(|c| self.conns.get(c))
+                .is_some_and(|s| s.conn.phase == Phase::Writing);
+            let what = match task.status {
+                Some(_) => "reading the body",
+                None if writing => "sending the request",
+                None => "waiting for the response head",
             };
             Error::new(
                 ErrorKind::ReadTimeout,
@@ -1078,12 +1082,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let end = slot.conn.read(&mut self.rbuf, drain, |ev| match ev {
             ReadEvent::Head(h, fields, buf) => {
                 task.timings.ttfb = task.sent_at.map(|s| now.duration_since(s));
+                let is_redirect = matches!(h.status, 301 | 302 | 303 | 307 | 308);
                 let location = h
                     .location
                     .clone()
+                    .filter(|_| is_redirect)
                     .map(|r| String::from_utf8_lossy(&buf[r]).into_owned());
                 let resolved = location.as_deref().and_then(|l| task.cur().join(l).ok());
-                let is_redirect = matches!(h.status, 301 | 302 | 303 | 307 | 308);
                 if cfg.follow && is_redirect && resolved.is_some() {
                     if task.redirects.len() as u32 >= cfg.max_redirects {
                         after = After::Fail(Error::new(
@@ -1242,7 +1247,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return;
         };
         slot.task = None;
-        if close || !slot.conn.make_idle(false) {
+        if close || !slot.conn.make_idle() {
             self.close_conn(c);
             return;
         }
