@@ -323,3 +323,64 @@ fn out_of_file_descriptors_never_crashes_or_drops() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn formats_filters_title_and_headers() {
+    let s = http(|p| {
+        match p {
+        "/" => b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Test: yes\r\nContent-Length: 38\r\n\r\n<html><title> Hi, there </title></html>".to_vec(),
+        "/gone" => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        _ => b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    }
+    });
+    let urls = [s.url("/"), s.url("/gone"), s.url("/r")];
+    let run = |extra: &[&str]| {
+        let out = volley()
+            .args(["-q", "-c", "1"])
+            .args(extra)
+            .args(&urls)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // JSON with --title and --headers: optional keys after the contract's.
+    let j = run(&["--title", "--headers", "--match-status", "200"]);
+    let ls = lines(j.as_bytes());
+    assert_eq!(ls.len(), 1);
+    let keys: Vec<&str> = ls[0].iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(&keys[13..], ["title", "headers"]);
+    assert_eq!(get(&ls[0], "title"), "\"Hi, there\"");
+    assert!(get(&ls[0], "headers").contains("[\"X-Test\",\"yes\"]"));
+    // --filter-status drops 2xx and 3xx.
+    let j = run(&["--filter-status", "200-399"]);
+    assert_eq!(lines(j.as_bytes()).len(), 1);
+    assert!(j.contains("\"status\":404"));
+    // CSV: header plus one row per result.
+    let c = run(&["--format", "csv"]);
+    let rows: Vec<&str> = c.lines().collect();
+    assert_eq!(rows.len(), 4);
+    assert!(rows[0].starts_with("n,input,url,status,error,detail,"));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains(",302,") && r.contains(&s.url("/"))));
+    // Text: lines start with the status.
+    let t = run(&["--format", "text", "--title"]);
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("200 38 ") && l.contains("[Hi, there]")),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("302 0 ") && l.contains(&format!("-> {}", s.url("/")))),
+        "{t}"
+    );
+    // A bad list is a usage error naming the option.
+    let out = volley()
+        .args(["--match-status", "2xx", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--match-status"));
+}

@@ -30,6 +30,21 @@ pub struct Opts {
     /// Write results to FILE (default standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: crate::output::Format,
+    /// Write only results whose status is in LIST (e.g. 200-299,301,403).
+    #[arg(long = "match-status", value_name = "LIST", value_parser = crate::output::StatusList::parse)]
+    pub match_status: Option<crate::output::StatusList>,
+    /// Write only results whose status is not in LIST.
+    #[arg(long = "filter-status", value_name = "LIST", value_parser = crate::output::StatusList::parse)]
+    pub filter_status: Option<crate::output::StatusList>,
+    /// Add the HTML <title> of the final response.
+    #[arg(long)]
+    pub title: bool,
+    /// Add the final response's headers.
+    #[arg(long = "headers")]
+    pub show_headers: bool,
     /// No progress line.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,

@@ -90,7 +90,16 @@ fn main() {
     let progress = !opts.quiet && unsafe { libc::isatty(2) } == 1;
     let mut last_progress = Instant::now();
     cfg.stop = Some(stop.clone());
-    let writer = output::Writer::new(out);
+    let writer = output::Writer::new(
+        out,
+        output::Options {
+            format: opts.format,
+            matching: opts.match_status.clone(),
+            filtering: opts.filter_status.clone(),
+            title: opts.title,
+            headers: opts.show_headers,
+        },
+    );
     let started = Instant::now();
     let mut engine = Engine::new(cfg, stream, writer)
         .unwrap_or_else(|e| fatal(&format!("cannot start the event loop: {e}")));

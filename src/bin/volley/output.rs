@@ -61,8 +61,17 @@ fn ms(out: &mut Vec<u8>, d: Option<Duration>) {
     }
 }
 
+/// Optional per-result extras (`--title`, `--headers`).
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// `Some(title)` with --title (`None` inside: no title found).
+    pub title: Option<Option<String>>,
+    /// With --headers: the final response's fields (empty without a response).
+    pub headers: Option<Vec<(String, String)>>,
+}
+
 /// Appends one JSON line for `o`.
-pub fn jsonl(out: &mut Vec<u8>, o: &Outcome) {
+pub fn jsonl(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     let _ = write!(out, "{{\"n\":{},\"input\":", o.tag);
     json_str(out, &o.input);
     out.extend_from_slice(b",\"url\":");
@@ -100,10 +109,190 @@ pub fn jsonl(out: &mut Vec<u8>, o: &Outcome) {
     out.extend_from_slice(b",\"total\":");
     ms(out, t.total);
     let _ = write!(out, "}},\"attempts\":{}", o.attempts);
+    if let Some(t) = &x.title {
+        out.extend_from_slice(b",\"title\":");
+        opt_str(out, t.as_deref());
+    }
+    if let Some(h) = &x.headers {
+        out.extend_from_slice(b",\"headers\":[");
+        for (i, (n, v)) in h.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            json_str(out, n);
+            out.push(b',');
+            json_str(out, v);
+            out.push(b']');
+        }
+        out.push(b']');
+    }
     if o.capped {
         out.extend_from_slice(b",\"capped\":true");
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// CSV header row (written once, first).
+pub const CSV_HEADER: &str =
+    "n,input,url,status,error,detail,length,bytes,location,redirects,final_url,total_ms,attempts,title\n";
+
+fn csv_field(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.push(b'"');
+        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Appends one CSV row for `o` (RFC 4180 quoting; empty for null).
+pub fn csv(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
+    let _ = write!(out, "{},", o.tag);
+    csv_field(out, &o.input);
+    out.push(b',');
+    csv_field(out, &o.url);
+    out.push(b',');
+    if let Some(s) = o.status {
+        let _ = write!(out, "{s}");
+    }
+    out.push(b',');
+    if let Some(e) = &o.error {
+        out.extend_from_slice(e.kind.as_str().as_bytes());
+        out.push(b',');
+        csv_field(out, &e.detail);
+    } else {
+        out.push(b',');
+    }
+    out.push(b',');
+    if let Some(l) = o.content_length {
+        let _ = write!(out, "{l}");
+    }
+    let _ = write!(out, ",{},", o.bytes);
+    csv_field(out, o.location.as_deref().unwrap_or(""));
+    let _ = write!(out, ",{},", o.redirects.len());
+    csv_field(out, &o.final_url);
+    out.push(b',');
+    if let Some(t) = o.timings.total {
+        let _ = write!(out, "{:.3}", t.as_secs_f64() * 1000.0);
+    }
+    let _ = write!(out, ",{},", o.attempts);
+    if let Some(Some(t)) = &x.title {
+        csv_field(out, t);
+    }
+    out.push(b'\n');
+}
+
+/// Appends one human-readable line: `STATUS LENGTH URL [-> LOCATION] [title] (ms)`, or
+/// `ERR kind URL: detail`.
+pub fn text(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
+    let clean = |s: &str| s.replace(['\n', '\r'], " ");
+    match (&o.error, o.status) {
+        (Some(e), _) => {
+            let _ = write!(
+                out,
+                "ERR {} {}: {}",
+                e.kind,
+                clean(&o.url),
+                clean(&e.detail)
+            );
+        }
+        (None, Some(s)) => {
+            let _ = write!(out, "{s} {} {}", o.bytes, clean(&o.url));
+            if let Some(l) = &o.location {
+                let _ = write!(out, " -> {}", clean(l));
+            }
+            if !o.redirects.is_empty() {
+                let _ = write!(
+                    out,
+                    " (via {} redirects, final {})",
+                    o.redirects.len(),
+                    clean(&o.final_url)
+                );
+            }
+            if let Some(Some(t)) = &x.title {
+                let _ = write!(out, " [{}]", clean(t));
+            }
+            if let Some(t) = o.timings.total {
+                let _ = write!(out, " {:.1}ms", t.as_secs_f64() * 1000.0);
+            }
+        }
+        (None, None) => {
+            let _ = write!(out, "ERR - {}", clean(&o.url));
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// JSON Lines (the contract's keys, in order).
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+    /// One human-readable line per result.
+    Text,
+}
+
+/// A status list like `200-299,301,403`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusList(Vec<(u16, u16)>);
+
+impl StatusList {
+    /// Parses `LIST`; the error names what is wrong.
+    pub fn parse(s: &str) -> Result<StatusList, String> {
+        let mut v = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let p = |x: &str| {
+                x.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=999).contains(c))
+                    .ok_or_else(|| format!("{part:?} is not a status or a range of statuses"))
+            };
+            let (a, b) = (p(a)?, p(b)?);
+            if a > b {
+                return Err(format!("{part:?}: range is backwards"));
+            }
+            v.push((a, b));
+        }
+        if v.is_empty() {
+            return Err("empty status list".into());
+        }
+        Ok(StatusList(v))
+    }
+
+    /// True when `status` is in the list (a result without a status never is).
+    pub fn contains(&self, status: Option<u16>) -> bool {
+        status.is_some_and(|s| self.0.iter().any(|&(a, b)| (a..=b).contains(&s)))
+    }
+}
+
+/// Finds the text of the first HTML `<title>` in `body` (whitespace collapsed, the
+/// common entities decoded).
+pub fn html_title(body: &[u8]) -> Option<String> {
+    let lower: Vec<u8> = body.iter().map(u8::to_ascii_lowercase).collect();
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let open = find(&lower, b"<title", 0)?;
+    let start = find(&lower, b">", open)? + 1;
+    let end = find(&lower, b"</title", start).unwrap_or(body.len());
+    let raw = String::from_utf8_lossy(&body[start..end]);
+    let text = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    Some(text)
 }
 
 /// Counts for the end-of-run summary.
@@ -117,20 +306,49 @@ pub struct Summary {
     pub total: u64,
 }
 
+/// What to write and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Output format.
+    pub format: Format,
+    /// Write only results whose status is in this list.
+    pub matching: Option<StatusList>,
+    /// Write only results whose status is not in this list.
+    pub filtering: Option<StatusList>,
+    /// Add `title`.
+    pub title: bool,
+    /// Add `headers`.
+    pub headers: bool,
+}
+
+/// How much of an HTML body is kept to find its title.
+const TITLE_SCAN: usize = 64 * 1024;
+
 /// The probe's handler: formats each outcome into the pending buffer.
 pub struct Writer {
     out: Box<dyn Write>,
     buf: Vec<u8>,
+    opts: Options,
+    /// Bodies kept for --title and heads for --headers, per request in flight.
+    bodies: std::collections::HashMap<u64, Vec<u8>>,
+    heads: std::collections::HashMap<u64, Vec<(String, String)>>,
     /// Counts for the summary.
     pub summary: Summary,
 }
 
 impl Writer {
     /// A writer to `out`.
-    pub fn new(out: Box<dyn Write>) -> Writer {
+    pub fn new(out: Box<dyn Write>, opts: Options) -> Writer {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        if opts.format == Format::Csv {
+            buf.extend_from_slice(CSV_HEADER.as_bytes());
+        }
         Writer {
             out,
-            buf: Vec::with_capacity(64 * 1024),
+            buf,
+            opts,
+            bodies: Default::default(),
+            heads: Default::default(),
             summary: Summary::default(),
         }
     }
@@ -146,6 +364,31 @@ impl Writer {
 }
 
 impl Handler for Writer {
+    fn on_head(&mut self, tag: u64, head: &volley::engine::ResponseHead<'_>) {
+        if self.opts.headers {
+            let h = head
+                .headers()
+                .map(|(n, v)| {
+                    (
+                        String::from_utf8_lossy(n).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect();
+            self.heads.insert(tag, h);
+        }
+        if self.opts.title {
+            self.bodies.insert(tag, Vec::new());
+        }
+    }
+
+    fn on_body(&mut self, tag: u64, chunk: &[u8]) {
+        if let Some(b) = self.bodies.get_mut(&tag) {
+            let room = TITLE_SCAN.saturating_sub(b.len());
+            b.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+    }
+
     fn on_done(&mut self, o: Outcome) {
         self.summary.total += 1;
         match (&o.error, o.status) {
@@ -153,13 +396,69 @@ impl Handler for Writer {
             (None, Some(s)) => self.summary.classes[(s / 100).min(6) as usize] += 1,
             (None, None) => self.summary.classes[0] += 1,
         }
-        jsonl(&mut self.buf, &o);
+        let body = self.bodies.remove(&o.tag);
+        let heads = self.heads.remove(&o.tag);
+        if self
+            .opts
+            .matching
+            .as_ref()
+            .is_some_and(|m| !m.contains(o.status))
+            || self
+                .opts
+                .filtering
+                .as_ref()
+                .is_some_and(|f| f.contains(o.status))
+        {
+            return;
+        }
+        let x = Extras {
+            title: self
+                .opts
+                .title
+                .then(|| body.as_deref().and_then(html_title)),
+            headers: self.opts.headers.then(|| heads.unwrap_or_default()),
+        };
+        match self.opts.format {
+            Format::Jsonl => jsonl(&mut self.buf, &o, &x),
+            Format::Csv => csv(&mut self.buf, &o, &x),
+            Format::Text => text(&mut self.buf, &o, &x),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_lists() {
+        let l = StatusList::parse("200-299, 301,403").unwrap();
+        assert!(l.contains(Some(204)) && l.contains(Some(301)) && l.contains(Some(403)));
+        assert!(!l.contains(Some(302)) && !l.contains(None));
+        for bad in ["", "abc", "300-200", "99", "200-", "1000"] {
+            assert!(StatusList::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(
+            html_title(b"<html><TITLE lang=en>\n A &amp; B  </title>").as_deref(),
+            Some("A & B")
+        );
+        assert_eq!(html_title(b"<p>no title</p>"), None);
+        assert_eq!(
+            html_title(b"<title>unterminated").as_deref(),
+            Some("unterminated")
+        );
+    }
+
+    #[test]
+    fn csv_quoting() {
+        let mut v = Vec::new();
+        csv_field(&mut v, "a,\"b\"");
+        assert_eq!(v, b"\"a,\"\"b\"\"\"");
+    }
 
     #[test]
     fn escapes() {
