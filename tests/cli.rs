@@ -384,3 +384,39 @@ fn formats_filters_title_and_headers() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--match-status"));
 }
+
+#[test]
+fn workers_share_input_and_output_exactly_once() {
+    let s = http(|p| {
+        if p.ends_with('3') {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
+        } else {
+            ok_response("w")
+        }
+    });
+    let list: String = (1..=3000)
+        .map(|i| format!("{}\n", s.url(&format!("/{i}"))))
+        .collect();
+    let mut child = volley()
+        .args(["-q", "-c", "40", "--workers", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let mut ns: Vec<u64> = lines(&out.stdout)
+        .iter()
+        .map(|o| get(o, "n").parse().unwrap())
+        .collect();
+    ns.sort();
+    assert_eq!(ns, (1..=3000).collect::<Vec<u64>>(), "every target once");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("\"status\":404").count(), 300);
+}

@@ -51,6 +51,9 @@ pub struct Opts {
     /// Requests in flight.
     #[arg(short = 'c', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// Independent single-threaded event loops.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
     /// Connections per host:port (0 = no limit).
     #[arg(long = "per-host", default_value_t = 0)]
     pub per_host: u32,

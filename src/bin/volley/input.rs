@@ -56,9 +56,12 @@ fn open(path: &str) -> std::io::Result<Box<dyn Read + Send>> {
 /// event loop from waking each other for every line.
 const BATCH: usize = 256;
 
-/// A source fed by a reader thread.
+/// Engines to wake when input arrives for a starving one.
+pub type Notifiers = Arc<std::sync::Mutex<Vec<Notifier>>>;
+
+/// A source fed by a reader thread; [`Stream::handle`] gives each worker its own.
 pub struct Stream {
-    rx: Receiver<Vec<Request>>,
+    rx: Arc<std::sync::Mutex<Receiver<Vec<Request>>>>,
     batch: std::vec::IntoIter<Request>,
     starving: Arc<AtomicBool>,
     done: bool,
@@ -76,7 +79,7 @@ impl Stream {
         targets: Targets,
         shard: Option<(u64, u64)>,
         spec: Arc<RequestSpec>,
-        notifier_slot: Arc<std::sync::OnceLock<Notifier>>,
+        notifiers: Notifiers,
     ) -> Result<Stream, String> {
         let reader: Option<Box<dyn Read + Send>> = match &targets {
             Targets::Args(_) => None,
@@ -101,8 +104,8 @@ impl Stream {
                 let mut n = 0u64;
                 let wake = |st: &AtomicBool| {
                     if st.swap(false, Ordering::AcqRel) {
-                        if let Some(nf) = notifier_slot.get() {
-                            nf.notify();
+                        if let Ok(all) = notifiers.lock() {
+                            all.iter().for_each(Notifier::notify);
                         }
                     }
                 };
@@ -200,7 +203,7 @@ impl Stream {
             })
             .map_err(|e| format!("cannot start the input thread: {e}"))?;
         Ok(Stream {
-            rx,
+            rx: Arc::new(std::sync::Mutex::new(rx)),
             batch: Vec::new().into_iter(),
             starving,
             done: false,
@@ -217,12 +220,34 @@ fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> 
     Ok(r.read_until(b'\n', line)? > 0)
 }
 
+impl Stream {
+    /// Another source over the same input, for another worker.
+    pub fn handle(&self) -> Stream {
+        Stream {
+            rx: self.rx.clone(),
+            batch: Vec::new().into_iter(),
+            starving: self.starving.clone(),
+            done: false,
+            error: self.error.clone(),
+            total: self.total.clone(),
+            complete: self.complete.clone(),
+        }
+    }
+
+    fn try_recv(&self) -> Result<Vec<Request>, TryRecvError> {
+        match self.rx.lock() {
+            Ok(rx) => rx.try_recv(),
+            Err(_) => Err(TryRecvError::Disconnected),
+        }
+    }
+}
+
 impl Source for Stream {
     fn next_request(&mut self) -> Option<Request> {
         if let Some(r) = self.batch.next() {
             return Some(r);
         }
-        match self.rx.try_recv() {
+        match self.try_recv() {
             Ok(b) => {
                 self.batch = b.into_iter();
                 self.batch.next()
@@ -230,7 +255,7 @@ impl Source for Stream {
             Err(TryRecvError::Empty) => {
                 self.starving.store(true, Ordering::Release);
                 // A batch may have arrived between the two: look once more.
-                match self.rx.try_recv() {
+                match self.try_recv() {
                     Ok(b) => {
                         self.batch = b.into_iter();
                         self.batch.next()

@@ -8,7 +8,7 @@ mod output;
 use clap::Parser;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use volley::engine::Engine;
 
@@ -70,7 +70,7 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
 
-    let out: Box<dyn Write> = match &opts.output {
+    let out: Box<dyn Write + Send> = match &opts.output {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -79,46 +79,51 @@ fn main() {
                 .open(p)
                 .unwrap_or_else(|e| fatal(&format!("cannot write {}: {e}", p.display()))),
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout()),
     };
-    let notifier = Arc::new(OnceLock::new());
-    let stream = input::Stream::start(targets, opts.shard, spec, notifier.clone())
+    let out: output::SharedOut = Arc::new(Mutex::new(out));
+    let notifiers: input::Notifiers = Arc::new(Mutex::new(Vec::new()));
+    let stream = input::Stream::start(targets, opts.shard, spec, notifiers.clone())
         .unwrap_or_else(|e| fatal(&e));
     let input_error = stream.error.clone();
     let (read_total, read_complete) = (stream.total.clone(), stream.complete.clone());
     // SAFETY: isatty only inspects the descriptor.
     let progress = !opts.quiet && unsafe { libc::isatty(2) } == 1;
-    let mut last_progress = Instant::now();
     cfg.stop = Some(stop.clone());
-    let writer = output::Writer::new(
-        out,
-        output::Options {
-            format: opts.format,
-            matching: opts.match_status.clone(),
-            filtering: opts.filter_status.clone(),
-            title: opts.title,
-            headers: opts.show_headers,
-        },
-    );
+    // Each worker's engine divides the concurrency; they share input and output.
+    let workers = opts.workers as usize;
+    let counters = Arc::new(output::Progress::default());
     let started = Instant::now();
-    let mut engine = Engine::new(cfg, stream, writer)
-        .unwrap_or_else(|e| fatal(&format!("cannot start the event loop: {e}")));
-    let _ = notifier.set(engine.notifier());
-    loop {
-        let wait = progress.then_some(std::time::Duration::from_millis(250));
-        let more = match engine.step(wait) {
-            Ok(m) => m,
-            Err(e) => fatal(&format!("event loop: {e}")),
-        };
-        if let Err(e) = engine.handler_mut().flush() {
-            fatal(&format!("cannot write results: {e}"));
-        }
-        if stop.load(Ordering::Relaxed) || !more {
-            break;
-        }
-        if progress && last_progress.elapsed().as_millis() >= 250 {
-            last_progress = Instant::now();
-            let st = engine.stats();
+    let mut threads = Vec::new();
+    for w in 0..workers {
+        let mut cfg = cfg.clone();
+        cfg.concurrency =
+            (cfg.concurrency / workers + usize::from(w < cfg.concurrency % workers)).max(1);
+        let writer = output::Writer::new(
+            out.clone(),
+            output::Options {
+                format: opts.format,
+                matching: opts.match_status.clone(),
+                filtering: opts.filter_status.clone(),
+                title: opts.title,
+                headers: opts.show_headers,
+            },
+            counters.clone(),
+            w == 0,
+        );
+        let (source, notifiers, stop) = (stream.handle(), notifiers.clone(), stop.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("volley-worker-{w}"))
+            .spawn(move || run_worker(cfg, source, writer, &notifiers, &stop))
+            .unwrap_or_else(|e| fatal(&format!("cannot start a worker: {e}")));
+        threads.push(t);
+    }
+    drop(stream);
+    // Without a progress line, join waits for the workers with no polling delay.
+    while progress && !threads.iter().all(|t| t.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        {
+            let done = counters.done.load(Ordering::Relaxed);
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             let total = read_total.load(Ordering::Relaxed);
             let of = if read_complete.load(Ordering::Relaxed) {
@@ -127,23 +132,27 @@ fn main() {
                 String::new()
             };
             eprint!(
-                "\r\x1b[K{}{of} done, {:.0}/s, {} errors, {} in flight",
-                st.done,
-                st.done as f64 / secs,
-                st.errors,
-                st.active
+                "\r\x1b[K{done}{of} done, {:.0}/s, {} errors",
+                done as f64 / secs,
+                counters.errors.load(Ordering::Relaxed),
             );
         }
     }
+    let mut summary = output::Summary::default();
+    for t in threads {
+        match t.join() {
+            Ok(s) => summary.merge(&s),
+            Err(_) => fatal("a worker panicked"),
+        }
+    }
     if let Some(e) = input_error.lock().ok().and_then(|g| g.clone()) {
-        let _ = engine.handler_mut().flush();
         fatal(&e);
     }
     if progress {
         eprint!("\r\x1b[K");
     }
     let elapsed = started.elapsed();
-    let s = &engine.handler().summary;
+    let s = &summary;
     if !opts.quiet {
         let mut line = format!(
             "volley: {} targets in {:.2}s ({:.0}/s)",
@@ -164,4 +173,34 @@ fn main() {
     if stop.load(Ordering::Relaxed) {
         std::process::exit(130);
     }
+}
+
+/// One worker: an engine on this thread until its share of the input is done (or
+/// the stop flag); flushes whole lines after every loop turn. Returns its counts.
+fn run_worker(
+    cfg: volley::engine::Config,
+    source: input::Stream,
+    writer: output::Writer,
+    notifiers: &input::Notifiers,
+    stop: &AtomicBool,
+) -> output::Summary {
+    let mut engine = Engine::new(cfg, source, writer)
+        .unwrap_or_else(|e| fatal(&format!("cannot start the event loop: {e}")));
+    if let Ok(mut n) = notifiers.lock() {
+        n.push(engine.notifier());
+    }
+    loop {
+        // Wake at least every 250 ms to notice a stop signal delivered elsewhere.
+        let more = match engine.step(Some(std::time::Duration::from_millis(250))) {
+            Ok(m) => m,
+            Err(e) => fatal(&format!("event loop: {e}")),
+        };
+        if let Err(e) = engine.handler_mut().flush() {
+            fatal(&format!("cannot write results: {e}"));
+        }
+        if stop.load(Ordering::Relaxed) || !more {
+            break;
+        }
+    }
+    engine.into_parts().1.summary
 }

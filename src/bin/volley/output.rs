@@ -296,7 +296,7 @@ pub fn html_title(body: &[u8]) -> Option<String> {
 }
 
 /// Counts for the end-of-run summary.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Summary {
     /// Results by status class (index 1..=5) and other.
     pub classes: [u64; 7],
@@ -305,6 +305,31 @@ pub struct Summary {
     /// All results.
     pub total: u64,
 }
+
+impl Summary {
+    /// Adds another worker's counts.
+    pub fn merge(&mut self, o: &Summary) {
+        for (a, b) in self.classes.iter_mut().zip(o.classes) {
+            *a += b;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.total += o.total;
+    }
+}
+
+/// Live counters shared by all workers (for the progress line).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Results so far.
+    pub done: std::sync::atomic::AtomicU64,
+    /// Of those, errors.
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+/// The output all workers write to, whole lines at a time.
+pub type SharedOut = std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>;
 
 /// What to write and how.
 #[derive(Debug, Clone)]
@@ -326,7 +351,8 @@ const TITLE_SCAN: usize = 64 * 1024;
 
 /// The probe's handler: formats each outcome into the pending buffer.
 pub struct Writer {
-    out: Box<dyn Write>,
+    out: SharedOut,
+    progress: std::sync::Arc<Progress>,
     buf: Vec<u8>,
     opts: Options,
     /// Bodies kept for --title and heads for --headers, per request in flight.
@@ -337,14 +363,20 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer to `out`.
-    pub fn new(out: Box<dyn Write>, opts: Options) -> Writer {
+    /// A writer to `out`; `first` writes the CSV header.
+    pub fn new(
+        out: SharedOut,
+        opts: Options,
+        progress: std::sync::Arc<Progress>,
+        first: bool,
+    ) -> Writer {
         let mut buf = Vec::with_capacity(64 * 1024);
-        if opts.format == Format::Csv {
+        if first && opts.format == Format::Csv {
             buf.extend_from_slice(CSV_HEADER.as_bytes());
         }
         Writer {
             out,
+            progress,
             buf,
             opts,
             bodies: Default::default(),
@@ -353,13 +385,18 @@ impl Writer {
         }
     }
 
-    /// Writes the pending lines (whole) and flushes.
+    /// Writes the pending lines (whole, under the shared lock) and flushes.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        self.out.flush()
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|_| std::io::Error::other("output lock poisoned"))?;
+        out.write_all(&self.buf)?;
+        self.buf.clear();
+        out.flush()
     }
 }
 
@@ -390,6 +427,11 @@ impl Handler for Writer {
     }
 
     fn on_done(&mut self, o: Outcome) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.progress.done.fetch_add(1, Relaxed);
+        if o.error.is_some() {
+            self.progress.errors.fetch_add(1, Relaxed);
+        }
         self.summary.total += 1;
         match (&o.error, o.status) {
             (Some(e), _) => *self.summary.errors.entry(e.kind.as_str()).or_default() += 1,
