@@ -130,7 +130,9 @@ PY
       # Burst: 10,000 started at once, all deadlines due within ~0.1 s.
       head -10000 "$W/slow.txt" > "$W/burst.txt"
       "$V" -q -c 10000 --read-timeout 1 --retries 0 -l "$W/burst.txt" -o "$W/out.jsonl" || true
-      row "deadline accuracy, burst of 10,000 due at once" - - "$(late "$W/out.jsonl")" ;;
+      row "deadline accuracy, burst of 10,000 due at once" - - "$(late "$W/out.jsonl")"
+      "$V" -q -c 10000 --workers 2 --read-timeout 1 --retries 0 -l "$W/burst.txt" -o "$W/out.jsonl" || true
+      row "deadline accuracy, burst of 10,000, --workers 2" - - "$(late "$W/out.jsonl")" ;;
     tls5k)
       [ -n "$ECHO" ] || { row "5k TLS held" - - "needs libnginx-mod-http-echo"; continue; }
       for i in $(seq 5000); do echo "https://127.0.0.1:$TLS_PORT/hold/$i"; done > "$W/slow.txt"
