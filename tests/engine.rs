@@ -661,3 +661,54 @@ fn idle_pooled_connection_times_out_and_is_closed() {
         "a new connection after the idle one closed"
     );
 }
+
+#[test]
+fn half_closed_peer_before_response_is_closed() {
+    // The server shuts its sending side at once, then reads the request and goes away.
+    let s = server(|_, mut st, _| {
+        let _ = st.shutdown(std::net::Shutdown::Write);
+        let _ = read_request(&mut st);
+    });
+    let r = run(
+        Config {
+            retries: 0,
+            ..cfg()
+        },
+        &[s.url("/")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Closed), "{o:?}");
+}
+
+#[test]
+fn peer_closing_while_a_large_body_is_sent_is_closed() {
+    // The server reads nothing and resets: the request body write fails.
+    let s = server(|_, st, _| {
+        sleep(Duration::from_millis(50));
+        reset(st);
+    });
+    let spec = RequestSpec {
+        method: "POST".into(),
+        body: vec![b'x'; 8 << 20],
+        ..RequestSpec::default()
+    };
+    let r = run_with(
+        Config {
+            retries: 0,
+            ..cfg()
+        },
+        spec,
+        &[s.url("/upload")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Closed), "{o:?}");
+    assert!(
+        o.error
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("sending the request")
+            || o.error.as_ref().unwrap().detail.contains("reset"),
+        "{o:?}"
+    );
+}

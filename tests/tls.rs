@@ -59,6 +59,8 @@ enum End {
     BareClose,
     /// Accept TCP and never speak TLS.
     Silent,
+    /// Content-Length 100, 10 bytes sent, then close_notify and close.
+    Short,
 }
 
 struct TlsServer {
@@ -141,6 +143,12 @@ fn serve(
                 if end == End::CloseNotify {
                     tls.conn.send_close_notify();
                 }
+                let _ = tls.flush();
+                return;
+            }
+            End::Short => {
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+                tls.conn.send_close_notify();
                 let _ = tls.flush();
                 return;
             }
@@ -328,6 +336,24 @@ fn close_notify_ends_body_bare_close_is_truncated() {
     let (k, d) = err(&r.outcomes[0]);
     assert_eq!(k, Some(ErrorKind::Truncated));
     assert!(d.contains("close_notify"), "{d}");
+}
+
+#[test]
+fn mid_body_loss_over_tls_is_truncated() {
+    let s = tls_server(leaf(&["127.0.0.1"], None, false), End::Short);
+    let r = run(
+        tls_cfg(TlsOptions {
+            insecure: true,
+            ..TlsOptions::default()
+        }),
+        &[format!("https://127.0.0.1:{}/", s.addr.port())],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(
+        (err(o).0, o.status, o.bytes),
+        (Some(ErrorKind::Truncated), Some(200), 10),
+        "{o:?}"
+    );
 }
 
 #[test]
