@@ -276,7 +276,7 @@ fn sigint_writes_finished_results_and_exits_130() {
         .unwrap()
         .write_all(urls.as_bytes())
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

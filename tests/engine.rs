@@ -534,13 +534,22 @@ fn blackhole() -> (std::net::SocketAddr, Vec<TcpStream>, i32) {
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
         libc::getsockname(fd, &mut a as *mut _ as *mut libc::sockaddr, &mut len);
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], u16::from_be(a.sin_port)));
+        // Fill the accept queue until a connect goes unanswered.
         let mut held = Vec::new();
-        for _ in 0..4 {
+        let mut full = false;
+        for _ in 0..64 {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 Ok(s) => held.push(s),
-                Err(_) => break,
+                Err(_) => {
+                    full = true;
+                    break;
+                }
             }
         }
+        assert!(
+            full,
+            "could not fill the accept queue of a listen(0) socket"
+        );
         let _keep = std::net::TcpListener::from_raw_fd(libc::dup(fd));
         std::mem::forget(_keep);
         (addr, held, fd)
@@ -569,24 +578,24 @@ fn connect_timeout_names_the_phase() {
 
 #[test]
 fn time_waiting_for_a_slot_is_not_counted() {
-    // Each answer takes 250 ms; with one slot the fourth request waits 750 ms in the
+    // Each answer takes 250 ms; with one slot the fifth request waits 1 s in the
     // queue, longer than --timeout, and must still succeed.
     let s = http(|_| {
         sleep(Duration::from_millis(250));
         ok_response("slow")
     });
-    let urls: Vec<String> = (0..4).map(|i| s.url(&format!("/{i}"))).collect();
+    let urls: Vec<String> = (0..5).map(|i| s.url(&format!("/{i}"))).collect();
     let r = run(
         Config {
             concurrency: 1,
-            total_timeout: Some(Duration::from_millis(600)),
+            total_timeout: Some(Duration::from_millis(800)),
             ..cfg()
         },
         &urls,
     );
     for o in &r.outcomes {
         assert_eq!((o.status, kind(o)), (Some(200), None), "{o:?}");
-        assert!(o.timings.total.unwrap() < Duration::from_millis(600));
+        assert!(o.timings.total.unwrap() < Duration::from_millis(800));
     }
 }
 
