@@ -8,6 +8,7 @@
 //! See `docs/architecture.md`.
 #![warn(missing_docs)]
 
+pub mod cidr;
 pub mod codec;
 pub mod conn;
 pub mod engine;

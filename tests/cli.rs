@@ -420,3 +420,21 @@ fn workers_share_input_and_output_exactly_once() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("\"status\":404").count(), 300);
 }
+
+#[test]
+fn deny_and_bad_cidr() {
+    let s = http(|_| ok_response("x"));
+    let out = volley()
+        .args(["-q", "--deny", "127.0.0.0/8", &s.url("/")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let ls = lines(&out.stdout);
+    assert_eq!(get(&ls[0], "error"), "\"denied\"");
+    let out = volley()
+        .args(["--allow", "10.0.0.0/99", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow"));
+}

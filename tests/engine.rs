@@ -721,3 +721,65 @@ fn peer_closing_while_a_large_body_is_sent_is_closed() {
         "{o:?}"
     );
 }
+
+#[test]
+fn allow_and_deny_are_checked_on_every_hop() {
+    use volley::cidr::{AddressPolicy, Cidr};
+    let s = http(|_| ok_response("ok"));
+    let port = s.addr.port();
+    let policy = |allow: &[&str], deny: &[&str]| AddressPolicy {
+        allow: allow.iter().map(|c| Cidr::parse(c).unwrap()).collect(),
+        deny: deny.iter().map(|c| Cidr::parse(c).unwrap()).collect(),
+    };
+    let url = s.url("/");
+    let r = run(
+        Config {
+            addresses: policy(&[], &["127.0.0.0/8"]),
+            ..cfg()
+        },
+        std::slice::from_ref(&url),
+    );
+    assert_eq!(
+        kind(&r.outcomes[0]),
+        Some(ErrorKind::Denied),
+        "{:?}",
+        r.outcomes[0]
+    );
+    assert_eq!(r.outcomes[0].attempts, 1, "denied is not retried");
+    let r = run(
+        Config {
+            addresses: policy(&["10.0.0.0/8"], &[]),
+            ..cfg()
+        },
+        std::slice::from_ref(&url),
+    );
+    assert_eq!(kind(&r.outcomes[0]), Some(ErrorKind::Denied));
+    let r = run(
+        Config {
+            addresses: policy(&["127.0.0.1/32"], &[]),
+            ..cfg()
+        },
+        std::slice::from_ref(&url),
+    );
+    assert_eq!(r.outcomes[0].status, Some(200));
+    assert_eq!(
+        s.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no connection to denied addresses"
+    );
+    // A redirect to a denied address is denied, and nothing connects there.
+    let hop = http(move |_| {
+        format!("HTTP/1.1 302 Found\r\nLocation: http://inner.test:{port}/\r\nContent-Length: 0\r\n\r\n").into_bytes()
+    });
+    let cfg2 = Config {
+        follow: true,
+        addresses: policy(&[], &["127.0.0.9/32"]),
+        resolve: vec![("inner.test".into(), port, "127.0.0.9".parse().unwrap())],
+        ..cfg()
+    };
+    let r = run(cfg2, &[hop.url("/")]);
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Denied), "{o:?}");
+    assert!(o.error.as_ref().unwrap().detail.contains("inner.test"));
+    assert_eq!(o.redirects.len(), 1);
+}

@@ -195,6 +195,9 @@ pub struct Config {
     pub hosts_file: Option<std::path::PathBuf>,
     /// Response head limits.
     pub limits: Limits,
+    /// `--allow` / `--deny`: checked after resolution, before any connection, on
+    /// every hop; a target left with no permitted address is `denied`.
+    pub addresses: crate::cidr::AddressPolicy,
     /// TLS client configuration shared by all https connections (see
     /// [`crate::tls::client_config`]); `None` = verify against the built-in web roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -222,6 +225,7 @@ impl Default for Config {
             resolve: Vec::new(),
             hosts_file: Some("/etc/hosts".into()),
             limits: Limits::default(),
+            addresses: crate::cidr::AddressPolicy::default(),
             tls: None,
             stop: None,
         }

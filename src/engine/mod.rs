@@ -783,6 +783,30 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     fn resolved(&mut self, t: usize, addrs: Addrs) {
+        let policy = &self.cfg.addresses;
+        let addrs = if policy.is_open() || addrs.iter().all(|&a| policy.permits(a)) {
+            addrs
+        } else {
+            let allowed: Vec<_> = addrs
+                .iter()
+                .copied()
+                .filter(|&a| policy.permits(a))
+                .collect();
+            if allowed.is_empty() {
+                let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                let e = Error::new(
+                    ErrorKind::Denied,
+                    format!(
+                        "every address of {} ({}) is outside --allow or inside --deny",
+                        self.tasks[t].cur().host(),
+                        list.join(", ")
+                    ),
+                );
+                self.fail(t, e, true);
+                return;
+            }
+            allowed.into()
+        };
         let task = &mut self.tasks[t];
         task.timings.dns = Some(self.now.duration_since(task.stage_start));
         task.addrs = Some(addrs);

@@ -105,6 +105,12 @@ pub struct Opts {
     /// Accept an https peer only if the SHA-256 of its public key (base64) is one of these.
     #[arg(long = "pin-sha256", value_name = "B64")]
     pub pins: Vec<String>,
+    /// Connect only to addresses inside CIDR (repeatable; checked after resolution).
+    #[arg(long = "allow", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
+    pub allow: Vec<volley::cidr::Cidr>,
+    /// Never connect to addresses inside CIDR (repeatable).
+    #[arg(long = "deny", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
+    pub deny: Vec<volley::cidr::Cidr>,
     /// Pin HOST:PORT to ADDR (repeatable, curl syntax).
     #[arg(long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, u16, IpAddr)>,
@@ -187,6 +193,10 @@ impl Opts {
             max_body: self.max_body,
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),
+            addresses: volley::cidr::AddressPolicy {
+                allow: self.allow.clone(),
+                deny: self.deny.clone(),
+            },
             tls: Some(tls),
             ..Config::default()
         })

@@ -153,7 +153,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
     let s = &summary;
-    if !opts.quiet {
+    {
         let mut line = format!(
             "volley: {} targets in {:.2}s ({:.0}/s)",
             s.total,
