@@ -438,3 +438,73 @@ fn deny_and_bad_cidr() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow"));
 }
+
+#[test]
+fn resume_finishes_an_interrupted_run_with_nothing_lost_or_doubled() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let first = std::sync::Arc::new(AtomicBool::new(true));
+    let s = http(move |p| {
+        // /slow hangs the first time only.
+        if p == "/slow" && first.swap(false, Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_secs(4));
+        }
+        ok_response("x")
+    });
+    let dir = std::env::temp_dir().join(format!("volley-cli-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("urls.txt");
+    let out = dir.join("out.jsonl");
+    let urls: String = (1..=6)
+        .map(|i| {
+            if i == 3 {
+                format!("{}\n", s.url("/slow"))
+            } else {
+                format!("{}\n", s.url(&format!("/{i}")))
+            }
+        })
+        .collect();
+    std::fs::write(&list, urls).unwrap();
+    let mut child = volley()
+        .args([
+            "-q",
+            "-c",
+            "6",
+            "-l",
+            list.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
+    let st = volley()
+        .args([
+            "-q",
+            "-c",
+            "6",
+            "-l",
+            list.to_str().unwrap(),
+            "--resume",
+            out.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let mut ns: Vec<u64> = lines(std::fs::read(&out).unwrap().as_slice())
+        .iter()
+        .map(|o| get(o, "n").parse().unwrap())
+        .collect();
+    ns.sort();
+    assert_eq!(ns, [1, 2, 3, 4, 5, 6]);
+    // Resume with a different -o is a usage error.
+    let bad = volley()
+        .args(["--resume", out.to_str().unwrap(), "-o", "/tmp/other", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -45,6 +45,9 @@ pub struct Opts {
     /// Add the final response's headers.
     #[arg(long = "headers")]
     pub show_headers: bool,
+    /// Skip targets whose n is already in FILE (an earlier run's JSONL) and append to it.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
     /// No progress line.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,

@@ -78,6 +78,7 @@ impl Stream {
     pub fn start(
         targets: Targets,
         shard: Option<(u64, u64)>,
+        skip: crate::resume::Done,
         spec: Arc<RequestSpec>,
         notifiers: Notifiers,
     ) -> Result<Stream, String> {
@@ -128,6 +129,9 @@ impl Stream {
                             if (n - 1) % m != k - 1 {
                                 return true;
                             }
+                        }
+                        if skip.contains(n) {
+                            return true; // answered by an earlier run (--resume)
                         }
                         tot.fetch_add(1, Ordering::Relaxed);
                         pending.push(Request {

@@ -4,6 +4,7 @@
 mod cli;
 mod input;
 mod output;
+mod resume;
 
 use clap::Parser;
 use std::io::Write;
@@ -70,12 +71,31 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
 
-    let out: Box<dyn Write + Send> = match &opts.output {
+    // --resume FILE: skip what FILE answered already, and append to it.
+    let mut skip = resume::Done::default();
+    if let Some(r) = &opts.resume {
+        if opts.output.as_ref().is_some_and(|o| o != r) {
+            usage("--resume FILE writes to FILE: drop -o or give it the same file");
+        }
+        if opts.format != output::Format::Jsonl {
+            usage("--resume needs --format jsonl (the output it resumes)");
+        }
+        skip = resume::load(r).unwrap_or_else(|e| fatal(&format!("--resume {}: {e}", r.display())));
+        if !opts.quiet {
+            eprintln!(
+                "volley: resuming: {} targets already in {}",
+                skip.len(),
+                r.display()
+            );
+        }
+    }
+    let out: Box<dyn Write + Send> = match opts.resume.as_ref().or(opts.output.as_ref()) {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
+                .append(opts.resume.is_some())
                 .write(true)
-                .truncate(true)
+                .truncate(opts.resume.is_none())
                 .open(p)
                 .unwrap_or_else(|e| fatal(&format!("cannot write {}: {e}", p.display()))),
         ),
@@ -83,7 +103,7 @@ fn main() {
     };
     let out: output::SharedOut = Arc::new(Mutex::new(out));
     let notifiers: input::Notifiers = Arc::new(Mutex::new(Vec::new()));
-    let stream = input::Stream::start(targets, opts.shard, spec, notifiers.clone())
+    let stream = input::Stream::start(targets, opts.shard, skip, spec, notifiers.clone())
         .unwrap_or_else(|e| fatal(&e));
     let input_error = stream.error.clone();
     let (read_total, read_complete) = (stream.total.clone(), stream.complete.clone());
