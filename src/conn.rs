@@ -20,9 +20,8 @@
 use crate::codec::response::{Event, FieldSpan, Head, ResponseDecoder};
 use crate::codec::Limits;
 use crate::error::{Error, ErrorKind};
-use mio::net::TcpStream;
+use crate::socket::{Peer, Socket};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +78,9 @@ pub enum ReadEnd {
 #[derive(Debug)]
 pub struct Conn {
     /// The socket.
-    pub sock: TcpStream,
+    pub sock: Socket,
     /// The peer.
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Current phase.
     pub phase: Phase,
     /// The request being written.
@@ -109,7 +108,7 @@ fn is_reset(e: &io::Error) -> bool {
 }
 
 /// Maps a connect failure to the contract's kind.
-pub fn connect_error(e: &io::Error, peer: SocketAddr) -> Error {
+pub fn connect_error(e: &io::Error, peer: &Peer) -> Error {
     if e.kind() == io::ErrorKind::ConnectionRefused {
         Error::new(
             ErrorKind::ConnectRefused,
@@ -122,9 +121,8 @@ pub fn connect_error(e: &io::Error, peer: SocketAddr) -> Error {
 
 impl Conn {
     /// Starts a non-blocking connect to `peer`.
-    pub fn connect(peer: SocketAddr, limits: Limits) -> io::Result<Conn> {
-        let sock = TcpStream::connect(peer)?;
-        let _ = sock.set_nodelay(true);
+    pub fn connect(peer: Peer, limits: Limits) -> io::Result<Conn> {
+        let sock = Socket::connect(&peer)?;
         Ok(Conn {
             sock,
             peer,
@@ -230,13 +228,13 @@ impl Conn {
     /// `Ok(false)` while still in progress, `Err` when the connect failed.
     pub fn finish_connect(&mut self) -> Result<bool, Error> {
         if let Ok(Some(e)) | Err(e) = self.sock.take_error() {
-            return Err(connect_error(&e, self.peer));
+            return Err(connect_error(&e, &self.peer));
         }
-        match self.sock.peer_addr() {
-            Ok(_) => Ok(true),
+        match self.sock.check_connected() {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
-            Err(e) => Err(connect_error(&e, self.peer)),
+            Err(e) => Err(connect_error(&e, &self.peer)),
         }
     }
 
@@ -424,7 +422,7 @@ fn decode_all(
 /// socket; (done, moved) as [`Conn::write`].
 fn write_tls(
     tls: &mut rustls::ClientConnection,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     wbuf: &[u8],
     wpos: &mut usize,
 ) -> Result<(bool, bool), Error> {

@@ -14,6 +14,7 @@ pub mod conn;
 pub mod engine;
 pub mod error;
 pub mod resolve;
+pub mod socket;
 pub mod target;
 pub mod timer;
 pub mod tls;

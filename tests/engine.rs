@@ -783,3 +783,72 @@ fn allow_and_deny_are_checked_on_every_hop() {
     assert!(o.error.as_ref().unwrap().detail.contains("inner.test"));
     assert_eq!(o.redirects.len(), 1);
 }
+
+#[test]
+fn unix_socket_carries_every_connection() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixListener;
+    let path = std::env::temp_dir().join(format!("volley-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            loop {
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                seen2.lock().unwrap().push(head);
+                let _ = s.write_all(&ok_response("via unix"));
+            }
+        }
+    });
+    let c = Config {
+        unix_socket: Some(std::sync::Arc::new(path.clone())),
+        concurrency: 1,
+        ..cfg()
+    };
+    let r = run(
+        c,
+        &[
+            "http://anything.test/a".into(),
+            "http://anything.test/b".into(),
+        ],
+    );
+    for o in &r.outcomes {
+        assert_eq!((o.status, o.bytes), (Some(200), 8), "{o:?}");
+        assert!(o.timings.dns.is_none());
+    }
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[0].starts_with("GET /a HTTP/1.1\r\nHost: anything.test\r\n"),
+        "{}",
+        seen[0]
+    );
+    assert_eq!(seen.len(), 2);
+    // A socket nobody listens on.
+    let gone = std::env::temp_dir().join(format!("volley-{}-none.sock", std::process::id()));
+    let r = run(
+        Config {
+            unix_socket: Some(std::sync::Arc::new(gone)),
+            retries: 0,
+            ..cfg()
+        },
+        &["http://x/".into()],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Connect), "{o:?}");
+    assert!(o.error.as_ref().unwrap().detail.contains("unix:"), "{o:?}");
+    let _ = std::fs::remove_file(&path);
+}

@@ -191,6 +191,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Pinned addresses: (host, port, address), like curl's `--resolve`.
     pub resolve: Vec<(String, u16, IpAddr)>,
+    /// Send every connection to this Unix domain socket (`--unix-socket`); URLs still
+    /// give the Host header, TLS server name and pool key. No name resolution and no
+    /// address policy apply.
+    pub unix_socket: Option<Arc<std::path::PathBuf>>,
     /// Path of the hosts file (`/etc/hosts`).
     pub hosts_file: Option<std::path::PathBuf>,
     /// Response head limits.
@@ -223,6 +227,7 @@ impl Default for Config {
             keepalive: true,
             idle_timeout: Duration::from_secs(30),
             resolve: Vec::new(),
+            unix_socket: None,
             hosts_file: Some("/etc/hosts".into()),
             limits: Limits::default(),
             addresses: crate::cidr::AddressPolicy::default(),

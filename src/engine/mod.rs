@@ -33,6 +33,7 @@ use crate::codec::{Coding, ContentDecoder};
 use crate::conn::{Conn, Flow, Phase, ReadEnd, ReadEvent};
 use crate::error::{Error, ErrorKind};
 use crate::resolve::{Addrs, Answered, DnsError, Lookup, Resolver};
+use crate::socket::Peer;
 use crate::target::Target;
 use crate::timer::{TimerKey, Wheel};
 use host::Hosts;
@@ -752,6 +753,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
         task.addr_idx = 0;
         task.last_connect_error = None;
         self.set_phase(t, PhaseDeadline::Connect);
+        if self.cfg.unix_socket.is_some() {
+            // Every connection goes to the socket: nothing to resolve.
+            self.tasks[t].addrs = Some(Arc::from([]));
+            self.connect_next(t);
+            return;
+        }
         let lookup = self
             .resolver
             .lookup(self.tasks[t].cur().host(), port, t, self.now);
@@ -819,7 +826,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         loop {
             let task = &mut self.tasks[t];
             let addrs = task.addrs.clone().expect("resolved");
-            if task.addr_idx >= addrs.len() {
+            let unix = self.cfg.unix_socket.clone();
+            let peers = if unix.is_some() { 1 } else { addrs.len() };
+            if task.addr_idx >= peers {
                 let e = task
                     .last_connect_error
                     .take()
@@ -827,11 +836,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.fail(t, e, false);
                 return;
             }
-            let peer = SocketAddr::new(addrs[task.addr_idx], task.cur().port);
+            let peer = match unix {
+                Some(path) => Peer::Unix(path),
+                None => Peer::Tcp(SocketAddr::new(addrs[task.addr_idx], task.cur().port)),
+            };
             task.addr_idx += 1;
             task.stage_start = self.now;
             task.state = TaskState::Connecting;
-            match Conn::connect(peer, self.cfg.limits) {
+            match Conn::connect(peer.clone(), self.cfg.limits) {
                 Ok(conn) => {
                     let entry = self.conns.vacant_entry();
                     let c = entry.key();
@@ -875,7 +887,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     return;
                 }
                 Err(e) => {
-                    self.tasks[t].last_connect_error = Some(crate::conn::connect_error(&e, peer));
+                    self.tasks[t].last_connect_error = Some(crate::conn::connect_error(&e, &peer));
                 }
             }
         }

@@ -114,6 +114,9 @@ pub struct Opts {
     /// Never connect to addresses inside CIDR (repeatable).
     #[arg(long = "deny", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
     pub deny: Vec<volley::cidr::Cidr>,
+    /// Send every connection to this Unix domain socket.
+    #[arg(long = "unix-socket", value_name = "PATH")]
+    pub unix_socket: Option<PathBuf>,
     /// Pin HOST:PORT to ADDR (repeatable, curl syntax).
     #[arg(long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, u16, IpAddr)>,
@@ -196,6 +199,7 @@ impl Opts {
             max_body: self.max_body,
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),
+            unix_socket: self.unix_socket.clone().map(std::sync::Arc::new),
             addresses: volley::cidr::AddressPolicy {
                 allow: self.allow.clone(),
                 deny: self.deny.clone(),
