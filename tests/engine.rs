@@ -796,22 +796,25 @@ fn unix_socket_carries_every_connection() {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { return };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            loop {
-                let mut head = String::new();
+            let seen3 = seen2.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
                 loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push_str(&line);
+                        if line == "\r\n" {
+                            break;
+                        }
                     }
-                    head.push_str(&line);
-                    if line == "\r\n" {
-                        break;
-                    }
+                    seen3.lock().unwrap().push(head);
+                    let _ = s.write_all(&ok_response("via unix"));
                 }
-                seen2.lock().unwrap().push(head);
-                let _ = s.write_all(&ok_response("via unix"));
-            }
+            });
         }
     });
     let c = Config {
