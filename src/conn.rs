@@ -28,6 +28,8 @@ use std::io::{self, Read, Write};
 pub enum Phase {
     /// TCP connect in progress.
     Connecting,
+    /// A proxy CONNECT request is being written or its answer read.
+    Tunneling,
     /// TLS handshake in progress.
     Handshaking,
     /// Request bytes being written.
@@ -247,14 +249,33 @@ impl Conn {
     }
 
     /// Writes until done or `WouldBlock`. `Ok(true)` when the request is fully
-    /// written; the second value says whether any byte moved.
+    /// written (the connection then waits for the response, unless it is tunneling);
+    /// the second value says whether any byte moved.
     pub fn write(&mut self) -> Result<(bool, bool), Error> {
+        let r = self.write_bytes()?;
+        if r.0 && self.phase == Phase::Writing {
+            self.phase = Phase::Reading;
+        }
+        Ok(r)
+    }
+
+    /// Starts a proxy tunnel: the CONNECT request in `wbuf` is written next, and its
+    /// answer read as the response to a HEAD-like request (no body on success).
+    pub fn start_tunnel(&mut self) {
+        self.wpos = 0;
+        self.received = 0;
+        self.dec.reset(true);
+        self.phase = Phase::Tunneling;
+    }
+
+    /// True once everything in `wbuf` has been handed to the socket (or TLS).
+    pub fn wpos_done(&self) -> bool {
+        self.wpos >= self.wbuf.len()
+    }
+
+    fn write_bytes(&mut self) -> Result<(bool, bool), Error> {
         if let Some(tls) = self.tls.as_mut() {
-            let r = write_tls(tls, &mut self.sock, &self.wbuf, &mut self.wpos)?;
-            if r.0 {
-                self.phase = Phase::Reading;
-            }
-            return Ok(r);
+            return write_tls(tls, &mut self.sock, &self.wbuf, &mut self.wpos);
         }
         let mut moved = false;
         while self.wpos < self.wbuf.len() {
@@ -274,7 +295,6 @@ impl Conn {
                 Err(e) => return Err(send_error(e)),
             }
         }
-        self.phase = Phase::Reading;
         Ok((true, moved))
     }
 

@@ -425,3 +425,106 @@ fn sessions_resume_across_connections() {
         s.resumed.load(Ordering::SeqCst)
     );
 }
+
+/// A forward proxy for tests: CONNECT is tunnelled to the named port on 127.0.0.1;
+/// a plain request is answered by the proxy itself with its request line as the body.
+/// Credentials u:p are required when `auth` is true.
+fn proxy(auth: bool) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut c) = s else { return };
+            let seen = seen2.clone();
+            std::thread::spawn(move || loop {
+                let Some(head) = read_request(&mut c) else {
+                    return;
+                };
+                seen.lock().unwrap().push(head.clone());
+                if auth && !head.contains("Proxy-Authorization: Basic dTpw\r\n") {
+                    let _ = c.write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                    );
+                    continue;
+                }
+                let line = head.lines().next().unwrap_or("").to_string();
+                if let Some(target) = line
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split(' ').next())
+                {
+                    let port: u16 = target.rsplit(':').next().unwrap().parse().unwrap();
+                    let up = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let _ = c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    let (mut a, mut b) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                    let mut up2 = up;
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut b, &mut a);
+                        let _ = a.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut c, &mut up2);
+                    return;
+                }
+                let _ = c.write_all(&ok_response(&line));
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn through_a_proxy_plain_and_connect() {
+    let (paddr, seen) = proxy(true);
+    let s = tls_server(leaf(&["site.test"], None, false), End::KeepAlive);
+    let p = volley::engine::Proxy::parse(&format!("http://u:p@{paddr}")).unwrap();
+    let c = Config {
+        proxy: Some(p),
+        ..tls_cfg(TlsOptions {
+            insecure: true,
+            ..TlsOptions::default()
+        })
+    };
+    // The target names resolve only at the proxy: nothing is resolved here.
+    let r = run(
+        c.clone(),
+        &[
+            "http://nowhere.test/x?y=1".into(),
+            format!("https://site.test:{}/", s.addr.port()),
+        ],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(o.status, Some(200), "{o:?}");
+    assert_eq!(r.bodies[&1], b"GET http://nowhere.test/x?y=1 HTTP/1.1");
+    let o = &r.outcomes[1];
+    assert_eq!((o.status, o.bytes), (Some(200), 6), "{o:?}");
+    assert!(o.timings.tls.is_some());
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().any(|h| h.starts_with(&format!(
+        "CONNECT site.test:{} HTTP/1.1\r\nHost: site.test:",
+        s.addr.port()
+    ))));
+    assert!(seen
+        .iter()
+        .all(|h| h.contains("Proxy-Authorization: Basic dTpw")));
+    drop(seen);
+    // Without credentials: the plain request gets the proxy's 407 as its answer; the
+    // tunnel is refused, which is a connect error naming the proxy's answer.
+    let (paddr, _) = proxy(true);
+    let p = volley::engine::Proxy::parse(&format!("http://{paddr}")).unwrap();
+    let r = run(
+        Config {
+            proxy: Some(p),
+            ..c
+        },
+        &[
+            "http://nowhere.test/".into(),
+            format!("https://site.test:{}/", s.addr.port()),
+        ],
+    );
+    assert_eq!(r.outcomes[0].status, Some(407));
+    let (k, d) = err(&r.outcomes[1]);
+    assert_eq!(k, Some(ErrorKind::Connect));
+    assert!(d.contains("407"), "{d}");
+    assert_eq!(r.outcomes[1].attempts, 1);
+}

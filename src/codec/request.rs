@@ -28,6 +28,9 @@ pub struct RequestHead<'a> {
     pub body: &'a [u8],
     /// Send `Connection: close`.
     pub close: bool,
+    /// `Proxy-Authorization` value (e.g. `Basic dXNlcjpwYXNz`) for a request sent
+    /// to a proxy.
+    pub proxy_auth: Option<&'a str>,
 }
 
 /// The default headers the contract names (besides Host).
@@ -78,7 +81,7 @@ fn push_header(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// let mut buf = Vec::new();
 /// encode(&mut buf, &RequestHead {
 ///     method: "GET", target: "/a", host: "example.test", port: Some(8080),
-///     defaults: &DEFAULT_HEADERS, headers: &[], body: b"", close: false,
+///     defaults: &DEFAULT_HEADERS, headers: &[], body: b"", close: false, proxy_auth: None,
 /// }).unwrap();
 /// assert!(buf.starts_with(b"GET /a HTTP/1.1\r\nHost: example.test:8080\r\n"));
 /// ```
@@ -117,6 +120,10 @@ pub fn encode(buf: &mut Vec<u8>, req: &RequestHead<'_>) -> Result<(), Error> {
     }
     for (n, v) in req.headers {
         push_header(buf, n, v.as_bytes());
+    }
+    if let Some(a) = req.proxy_auth {
+        check_value("proxy credentials", a)?;
+        push_header(buf, "Proxy-Authorization", a.as_bytes());
     }
     if req.close && !user_has(req.headers, "connection") {
         push_header(buf, "Connection", b"close");
@@ -169,6 +176,7 @@ mod tests {
             headers: &[],
             body: b"",
             close: false,
+            proxy_auth: None,
         }
     }
 

@@ -195,6 +195,9 @@ pub struct Config {
     /// give the Host header, TLS server name and pool key. No name resolution and no
     /// address policy apply.
     pub unix_socket: Option<Arc<std::path::PathBuf>>,
+    /// Send everything through this HTTP proxy: plain requests in absolute form,
+    /// https through a CONNECT tunnel.
+    pub proxy: Option<Proxy>,
     /// Path of the hosts file (`/etc/hosts`).
     pub hosts_file: Option<std::path::PathBuf>,
     /// Response head limits.
@@ -228,11 +231,65 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             resolve: Vec::new(),
             unix_socket: None,
+            proxy: None,
             hosts_file: Some("/etc/hosts".into()),
             limits: Limits::default(),
             addresses: crate::cidr::AddressPolicy::default(),
             tls: None,
             stop: None,
         }
+    }
+}
+
+/// An HTTP proxy (`--proxy http://[USER:PASS@]HOST:PORT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// Host name or IP address (no brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `Proxy-Authorization` value (`Basic …`) when the URL carries credentials.
+    pub auth: Option<String>,
+}
+
+impl Proxy {
+    /// Parses `http://[USER:PASS@]HOST[:PORT]`; the port defaults to 1080, as curl's.
+    ///
+    /// ```
+    /// let p = volley::engine::Proxy::parse("http://u:p%40ss@127.0.0.1:3128").unwrap();
+    /// assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", 3128));
+    /// assert_eq!(p.auth.as_deref(), Some("Basic dTpwQHNz"));
+    /// ```
+    pub fn parse(s: &str) -> Result<Proxy, String> {
+        let err = |why: &str| format!("--proxy {s:?}: {why}");
+        let u = url::Url::parse(s).map_err(|e| err(&e.to_string()))?;
+        if u.scheme() != "http" {
+            return Err(err("only http:// proxies are supported"));
+        }
+        let host = match u.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => return Err(err("no host")),
+        };
+        let decode = |x: &str| {
+            url::form_urlencoded::parse(format!("x={}", x.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let auth = (!u.username().is_empty()).then(|| {
+            let creds = format!(
+                "{}:{}",
+                decode(u.username()),
+                decode(u.password().unwrap_or(""))
+            );
+            format!("Basic {}", crate::tls::base64(creds.as_bytes()))
+        });
+        Ok(Proxy {
+            host,
+            port: u.port().unwrap_or(1080),
+            auth,
+        })
     }
 }

@@ -25,7 +25,7 @@ mod host;
 mod rate;
 
 pub use api::{
-    Config, Handler, Outcome, Redirect, Request, RequestSpec, ResponseHead, Source, Timings,
+    Config, Handler, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead, Source, Timings,
 };
 
 use crate::codec::request::{encode, RequestHead, DEFAULT_HEADERS};
@@ -759,9 +759,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.connect_next(t);
             return;
         }
-        let lookup = self
-            .resolver
-            .lookup(self.tasks[t].cur().host(), port, t, self.now);
+        let (dial_host, dial_port) = dial(&self.cfg, self.tasks[t].cur());
+        let lookup = self.resolver.lookup(dial_host, dial_port, t, self.now);
         match lookup {
             Lookup::Ready(a) => self.resolved(t, a),
             Lookup::Pending => {}
@@ -774,11 +773,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     fn dns_answer(&mut self, t: usize, host: &str, answer: Result<Addrs, DnsError>) {
         // The task may have given up meanwhile, and its slot gone to another task.
-        if self
-            .tasks
-            .get(t)
-            .is_none_or(|task| task.state != TaskState::Resolving || task.cur().host() != host)
-        {
+        if self.tasks.get(t).is_none_or(|task| {
+            task.state != TaskState::Resolving || dial(&self.cfg, task.cur()).0 != host
+        }) {
             return;
         }
         match answer {
@@ -838,7 +835,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             }
             let peer = match unix {
                 Some(path) => Peer::Unix(path),
-                None => Peer::Tcp(SocketAddr::new(addrs[task.addr_idx], task.cur().port)),
+                None => Peer::Tcp(SocketAddr::new(
+                    addrs[task.addr_idx],
+                    dial(&self.cfg, task.cur()).1,
+                )),
             };
             task.addr_idx += 1;
             task.stage_start = self.now;
@@ -970,6 +970,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 let t = slot.task.expect("connecting conn has a task");
                 self.connect_progress(t, c);
             }
+            Phase::Tunneling => {
+                let t = slot.task.expect("tunneling conn has a task");
+                if readable && slot.conn.wpos_done() {
+                    self.tunnel_read(t, c);
+                } else if readable {
+                    slot.readable = true;
+                }
+                if writable
+                    && self
+                        .conns
+                        .get(c)
+                        .is_some_and(|s| s.conn.phase == Phase::Tunneling && !s.conn.wpos_done())
+                {
+                    self.tunnel_write(t, c);
+                }
+            }
             Phase::Handshaking => {
                 if readable || writable {
                     let t = slot.task.expect("handshaking conn has a task");
@@ -994,26 +1010,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// Checks a connect in progress; once connected, starts TLS or sends.
+    /// Checks a connect in progress; once connected, opens a proxy tunnel, starts TLS
+    /// or sends.
     fn connect_progress(&mut self, t: usize, c: usize) {
-        let slot = &mut self.conns[c];
-        match slot.conn.finish_connect() {
+        match self.conns[c].conn.finish_connect() {
             Ok(false) => {}
             Ok(true) => {
                 let task = &mut self.tasks[t];
                 task.timings.connect = Some(self.now.duration_since(task.stage_start));
                 task.stage_start = self.now;
-                if task.cur().tls {
-                    let name = crate::tls::server_name(task.cur().host(), task.cur().ip);
-                    let started = name
-                        .map_err(|e| Error::new(ErrorKind::Tls, e))
-                        .and_then(|n| slot.conn.start_tls(self.tls.clone(), n));
-                    match started {
-                        Ok(()) => self.handshake(t, c),
-                        Err(e) => self.fail(t, e, true),
-                    }
+                if task.cur().tls && self.cfg.proxy.is_some() {
+                    self.open_tunnel(t, c);
                 } else {
-                    self.send(t, c);
+                    self.secure_or_send(t, c);
                 }
             }
             Err(e) => {
@@ -1022,6 +1031,89 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.drop_conn_socket(c);
                 self.connect_next(t);
             }
+        }
+    }
+
+    /// On a connected (or tunneled) socket: the TLS handshake for https, else the request.
+    fn secure_or_send(&mut self, t: usize, c: usize) {
+        let task = &self.tasks[t];
+        if !task.cur().tls {
+            self.send(t, c);
+            return;
+        }
+        let started = crate::tls::server_name(task.cur().host(), task.cur().ip)
+            .map_err(|e| Error::new(ErrorKind::Tls, e))
+            .and_then(|n| self.conns[c].conn.start_tls(self.tls.clone(), n));
+        match started {
+            Ok(()) => self.handshake(t, c),
+            Err(e) => self.fail(t, e, true),
+        }
+    }
+
+    /// Asks the proxy for a tunnel to the https target (`CONNECT host:port`).
+    fn open_tunnel(&mut self, t: usize, c: usize) {
+        let cur = self.tasks[t].cur();
+        let auth = self.cfg.proxy.as_ref().and_then(|p| p.auth.as_deref());
+        let conn = &mut self.conns[c].conn;
+        conn.wbuf.clear();
+        let authority = format!("{}:{}", cur.host_for_header(), cur.port);
+        conn.wbuf.extend_from_slice(b"CONNECT ");
+        conn.wbuf.extend_from_slice(authority.as_bytes());
+        conn.wbuf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        conn.wbuf.extend_from_slice(authority.as_bytes());
+        conn.wbuf.extend_from_slice(b"\r\n");
+        if let Some(a) = auth {
+            conn.wbuf.extend_from_slice(b"Proxy-Authorization: ");
+            conn.wbuf.extend_from_slice(a.as_bytes());
+            conn.wbuf.extend_from_slice(b"\r\n");
+        }
+        conn.wbuf.extend_from_slice(b"\r\n");
+        conn.start_tunnel();
+        self.tunnel_write(t, c);
+    }
+
+    fn tunnel_write(&mut self, t: usize, c: usize) {
+        match self.conns[c].conn.write() {
+            Ok((true, _)) => {
+                if std::mem::take(&mut self.conns[c].readable) {
+                    self.tunnel_read(t, c);
+                }
+            }
+            Ok((false, _)) => {}
+            Err(e) => self.fail(t, proxy_error(&e.detail), false),
+        }
+    }
+
+    fn tunnel_read(&mut self, t: usize, c: usize) {
+        let mut status = None;
+        let end = self.conns[c]
+            .conn
+            .read(&mut self.rbuf, true, |ev| match ev {
+                ReadEvent::Head(h, _, _) => {
+                    status = Some(h.status);
+                    Flow::Continue
+                }
+                ReadEvent::Body(_) => Flow::Continue,
+                ReadEvent::End { .. } => Flow::Stop,
+            });
+        match (end, status) {
+            (ReadEnd::WouldBlock, _) => {}
+            (ReadEnd::Finished, Some(s)) if (200..300).contains(&s) => {
+                let task = &mut self.tasks[t];
+                let tunnel = self.now.duration_since(task.stage_start);
+                task.timings.connect = Some(task.timings.connect.unwrap_or_default() + tunnel);
+                task.stage_start = self.now;
+                self.conns[c].conn.phase = Phase::Connecting; // tunnel up; TLS next
+                self.secure_or_send(t, c);
+            }
+            (ReadEnd::Finished, s) => {
+                let e = proxy_error(&format!(
+                    "the proxy answered CONNECT with {}",
+                    s.map_or_else(|| "nothing".to_string(), |s| s.to_string())
+                ));
+                self.fail(t, e, true);
+            }
+            (ReadEnd::Failed(e), _) => self.fail(t, proxy_error(&e.detail), false),
         }
     }
 
@@ -1057,19 +1149,24 @@ impl<S: Source, H: Handler> Engine<S, H> {
             (&spec.method, &spec.body)
         };
         let head_request = method.eq_ignore_ascii_case("HEAD");
+        let via_proxy = self.cfg.proxy.as_ref().filter(|_| !task.cur().tls);
         let slot = &mut self.conns[c];
         slot.conn.wbuf.clear();
         let r = encode(
             &mut slot.conn.wbuf,
             &RequestHead {
                 method,
-                target: task.cur().origin_form(),
+                target: match via_proxy {
+                    Some(_) => task.cur().url.as_str(),
+                    None => task.cur().origin_form(),
+                },
                 host: task.cur().host_for_header(),
                 port: task.cur().explicit_port(),
                 defaults: &DEFAULT_HEADERS,
                 headers: &spec.headers,
                 body,
                 close: !self.cfg.keepalive,
+                proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),
             },
         );
         if let Err(e) = r {
@@ -1413,4 +1510,17 @@ impl<S: Source, H: Handler> Engine<S, H> {
         });
         self.fill();
     }
+}
+
+/// Where a task's connections go: the proxy, when there is one, else the target.
+fn dial<'a>(cfg: &'a Config, cur: &'a Target) -> (&'a str, u16) {
+    match &cfg.proxy {
+        Some(p) => (&p.host, p.port),
+        None => (cur.host(), cur.port),
+    }
+}
+
+/// A failure of the proxy to give a tunnel: a `connect` error.
+fn proxy_error(detail: &str) -> Error {
+    Error::new(ErrorKind::Connect, format!("proxy: {detail}"))
 }

@@ -114,6 +114,9 @@ pub struct Opts {
     /// Never connect to addresses inside CIDR (repeatable).
     #[arg(long = "deny", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
     pub deny: Vec<volley::cidr::Cidr>,
+    /// Use this HTTP proxy: http://[USER:PASS@]HOST:PORT (https goes through CONNECT).
+    #[arg(long, value_name = "URL", value_parser = volley::engine::Proxy::parse)]
+    pub proxy: Option<volley::engine::Proxy>,
     /// Send every connection to this Unix domain socket.
     #[arg(long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
@@ -200,6 +203,7 @@ impl Opts {
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),
             unix_socket: self.unix_socket.clone().map(std::sync::Arc::new),
+            proxy: self.proxy.clone(),
             addresses: volley::cidr::AddressPolicy {
                 allow: self.allow.clone(),
                 deny: self.deny.clone(),
