@@ -11,6 +11,7 @@
 pub mod cidr;
 pub mod codec;
 pub mod conn;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod resolve;

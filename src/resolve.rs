@@ -1,9 +1,10 @@
 //! Name resolution that never blocks the event loop's thread.
 //!
 //! Order: IP literals; pinned `--resolve` entries; the hosts file (read once at
-//! start); a positive cache; then the system resolver on a small pool of helper
-//! threads, whose answers come back through a channel and wake the loop with a mio
-//! `Waker`. Concurrent lookups of one name are coalesced into one.
+//! start); a positive cache; then either the UDP stub resolver in the event loop
+//! (with `--dns-server`, see [`crate::dns::stub`]) or the system resolver on a small
+//! pool of helper threads, whose answers come back through a channel and wake the
+//! loop with a mio `Waker`. Concurrent lookups of one name are coalesced into one.
 //!
 //! Invariants: `lookup` returns at once; every `Pending` lookup is answered exactly
 //! once through `poll_done` (waiters whose request gave up meanwhile are the
@@ -61,6 +62,8 @@ pub struct Resolver {
     job_rx: Arc<Mutex<Receiver<String>>>,
     threads: usize,
     waker: Arc<mio::Waker>,
+    stub: Option<crate::dns::stub::Stub>,
+    settled: Vec<crate::dns::stub::Settled>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -150,7 +153,51 @@ impl Resolver {
             job_rx: Arc::new(Mutex::new(job_rx)),
             threads: 0,
             waker,
+            stub: None,
+            settled: Vec::new(),
         }
+    }
+
+    /// Sends lookups to these DNS servers over UDP from the event loop instead of the
+    /// system resolver (`--dns-server`).
+    pub fn use_servers(
+        &mut self,
+        servers: &[std::net::SocketAddr],
+        registry: &mio::Registry,
+        tokens: [mio::Token; 2],
+    ) -> std::io::Result<()> {
+        if !servers.is_empty() {
+            self.stub = Some(crate::dns::stub::Stub::new(
+                servers.to_vec(),
+                registry,
+                tokens,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// True when `t` is a token of the stub resolver's sockets.
+    pub fn owns(&self, t: mio::Token) -> bool {
+        self.stub.as_ref().is_some_and(|s| s.owns(t))
+    }
+
+    /// The stub resolver's sockets are readable.
+    pub fn on_readable(&mut self) {
+        if let Some(s) = self.stub.as_mut() {
+            s.on_readable(&mut self.settled);
+        }
+    }
+
+    /// Retransmits and timeouts of the stub resolver.
+    pub fn on_time(&mut self, now: Instant) {
+        if let Some(s) = self.stub.as_mut() {
+            s.on_time(now, &mut self.settled);
+        }
+    }
+
+    /// When the stub resolver next needs the loop to wake.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.stub.as_ref().and_then(|s| s.next_deadline())
     }
 
     /// Looks `host` up for a connection to `port`; `waiter` is handed back by
@@ -172,6 +219,11 @@ impl Resolver {
         }
         if let Some(w) = self.waiting.get_mut(host) {
             w.push(waiter);
+            return Lookup::Pending;
+        }
+        if let Some(stub) = self.stub.as_mut() {
+            self.waiting.insert(host.to_string(), vec![waiter]);
+            stub.start(host, now, &mut self.settled);
             return Lookup::Pending;
         }
         self.spawn_helper();
@@ -216,6 +268,22 @@ impl Resolver {
     /// Moves finished lookups to `out` as (waiter, name, answer). The name lets a
     /// caller whose waiter ids are reused check that the answer is still for it.
     pub fn poll_done(&mut self, now: Instant, out: &mut Vec<Answered>) {
+        for (host, r) in std::mem::take(&mut self.settled) {
+            let answer = match r {
+                Ok((addrs, ttl)) => {
+                    let a: Addrs = addrs.into();
+                    let ttl = Duration::from_secs(u64::from(ttl)).min(CACHE_TTL);
+                    self.cache.insert(host.clone(), (a.clone(), now + ttl));
+                    Ok(a)
+                }
+                Err((error, temporary)) => Err(DnsError { error, temporary }),
+            };
+            let waiters = self.waiting.remove(&host).unwrap_or_default();
+            let host: Arc<str> = Arc::from(host);
+            for w in waiters {
+                out.push((w, host.clone(), answer.clone()));
+            }
+        }
         while let Ok((host, answer)) = self.answers.try_recv() {
             if let Ok(a) = &answer {
                 self.cache

@@ -855,3 +855,102 @@ fn unix_socket_carries_every_connection() {
     assert!(o.error.as_ref().unwrap().detail.contains("unix:"), "{o:?}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// A DNS server on loopback for tests: good.test → 127.0.0.1 (A only),
+/// gone.test → NXDOMAIN, fail.test → SERVFAIL, slow.test → silence.
+fn fake_dns() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    let queries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let q2 = queries.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                return;
+            };
+            q2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let q = &buf[..n];
+            // The name is at 12..; the question ends 4 bytes after the root label.
+            let mut i = 12;
+            let mut name = String::new();
+            while q[i] != 0 {
+                let l = q[i] as usize;
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.push_str(std::str::from_utf8(&q[i + 1..i + 1 + l]).unwrap());
+                i += 1 + l;
+            }
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            let qend = i + 5;
+            let mut r = q[..qend].to_vec();
+            r[2] = 0x81;
+            let (rcode, answer) = match name.as_str() {
+                "good.test" if qtype == 1 => (0u8, Some([127u8, 0, 0, 1])),
+                "good.test" => (0, None),
+                "gone.test" => (3, None),
+                "fail.test" => (2, None),
+                _ => continue, // slow.test: no answer
+            };
+            r[3] = 0x80 | rcode;
+            if let Some(a) = answer {
+                r[7] = 1;
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4]);
+                r.extend_from_slice(&a);
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    (addr, queries)
+}
+
+#[test]
+fn dns_server_in_the_loop() {
+    let (dns, queries) = fake_dns();
+    let s = http(|_| ok_response("resolved"));
+    let port = s.addr.port();
+    let c = Config {
+        dns_servers: vec![dns],
+        connect_timeout: Duration::from_millis(2500),
+        ..cfg()
+    };
+    let urls: Vec<String> = ["good", "good", "gone", "fail", "slow"]
+        .iter()
+        .map(|n| format!("http://{n}.test:{port}/"))
+        .collect();
+    let r = run(c, &urls);
+    let o = &r.outcomes;
+    assert_eq!(
+        (o[0].status, o[1].status),
+        (Some(200), Some(200)),
+        "{:?}",
+        o[0]
+    );
+    assert!(o[0].timings.dns.is_some());
+    assert_eq!(kind(&o[2]), Some(ErrorKind::Dns));
+    assert!(
+        o[2].error.as_ref().unwrap().detail.contains("NXDOMAIN"),
+        "{:?}",
+        o[2]
+    );
+    assert_eq!(o[2].attempts, 1, "no such name is final");
+    assert_eq!(kind(&o[3]), Some(ErrorKind::Dns));
+    assert_eq!(o[3].attempts, 2, "a server failure is retried");
+    // Silence: the connect deadline (which covers resolution) fires during the first
+    // attempt; the retry joins the lookup still under way, which then gives up.
+    let (k, d) = (kind(&o[4]), o[4].error.as_ref().unwrap().detail.clone());
+    assert!(
+        k == Some(ErrorKind::ConnectTimeout) && d.contains("resolving slow.test")
+            || k == Some(ErrorKind::Dns) && d.contains("no answer"),
+        "{:?}",
+        o[4]
+    );
+    assert_eq!(o[4].attempts, 2);
+    // good.test was asked once (A + AAAA) for both requests: coalesced and cached.
+    let n = queries.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n < 2 + 2 + 2 * 2 + 2 * 3 * 2 + 2, "{n} queries");
+}

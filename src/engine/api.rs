@@ -198,6 +198,9 @@ pub struct Config {
     /// Send everything through this HTTP proxy: plain requests in absolute form,
     /// https through a CONNECT tunnel.
     pub proxy: Option<Proxy>,
+    /// DNS servers to ask over UDP from the event loop (`--dns-server`); empty = the
+    /// system resolver (on helper threads).
+    pub dns_servers: Vec<std::net::SocketAddr>,
     /// Path of the hosts file (`/etc/hosts`).
     pub hosts_file: Option<std::path::PathBuf>,
     /// Response head limits.
@@ -232,6 +235,7 @@ impl Default for Config {
             resolve: Vec::new(),
             unix_socket: None,
             proxy: None,
+            dns_servers: Vec::new(),
             hosts_file: Some("/etc/hosts".into()),
             limits: Limits::default(),
             addresses: crate::cidr::AddressPolicy::default(),

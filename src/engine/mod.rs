@@ -48,6 +48,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
+/// The stub resolver's UDP sockets (IPv4, IPv6).
+const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
 /// Delay before retrying a connect that failed for lack of file descriptors.
@@ -243,10 +245,15 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
+/// The kinds the contract retries (`dns` only when temporary: callers say so).
 fn retryable(kind: ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::Connect | ErrorKind::ConnectTimeout | ErrorKind::Closed | ErrorKind::ReadTimeout
+        ErrorKind::Dns
+            | ErrorKind::Connect
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::Closed
+            | ErrorKind::ReadTimeout
     )
 }
 
@@ -265,7 +272,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         raise_fd_limit();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let resolver = Resolver::new(&cfg.resolve, cfg.hosts_file.as_deref(), waker.clone());
+        let mut resolver = Resolver::new(&cfg.resolve, cfg.hosts_file.as_deref(), waker.clone());
+        resolver.use_servers(&cfg.dns_servers, poll.registry(), DNS_TOKENS)?;
         let tls = match &cfg.tls {
             Some(t) => t.clone(),
             None => crate::tls::client_config(&crate::tls::TlsOptions::default())
@@ -363,10 +371,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn step(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
         self.now = Instant::now();
         self.fill();
-        let mut wait = self
-            .wheel
-            .next_deadline()
-            .map(|ms| self.wheel.instant(ms).saturating_duration_since(self.now));
+        let next = match (
+            self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
+            self.resolver.next_deadline(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut wait = next.map(|t| t.saturating_duration_since(self.now));
         if let Some(m) = max_wait {
             wait = Some(wait.map_or(m, |w| w.min(m)));
         }
@@ -380,14 +392,27 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         self.now = Instant::now();
         let mut ready = std::mem::take(&mut self.ready_io);
-        ready.extend(self.events.iter().filter(|e| e.token() != WAKER).map(|e| {
-            (
-                e.token().0,
-                e.is_readable() || e.is_read_closed() || e.is_error(),
-                e.is_writable() || e.is_write_closed() || e.is_error(),
-                e.is_read_closed() || e.is_error(),
-            )
-        }));
+        let mut dns_readable = false;
+        for e in self.events.iter() {
+            dns_readable |= self.resolver.owns(e.token());
+        }
+        if dns_readable {
+            self.resolver.on_readable();
+        }
+        let resolver = &self.resolver;
+        ready.extend(
+            self.events
+                .iter()
+                .filter(|e| e.token() != WAKER && !resolver.owns(e.token()))
+                .map(|e| {
+                    (
+                        e.token().0,
+                        e.is_readable() || e.is_read_closed() || e.is_error(),
+                        e.is_writable() || e.is_write_closed() || e.is_error(),
+                        e.is_read_closed() || e.is_error(),
+                    )
+                }),
+        );
         for &(c, readable, writable, hup) in &ready {
             // The clock is read per event (a vDSO call, ~20 ns): with thousands of
             // events in one turn, stamps and deadlines stay exact.
@@ -396,6 +421,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         ready.clear();
         self.ready_io = ready;
+        self.resolver.on_time(self.now);
         self.resolver.poll_done(self.now, &mut self.dns_done);
         let done = std::mem::take(&mut self.dns_done);
         for (t, host, answer) in &done {

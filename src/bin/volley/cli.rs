@@ -117,6 +117,9 @@ pub struct Opts {
     /// Use this HTTP proxy: http://[USER:PASS@]HOST:PORT (https goes through CONNECT).
     #[arg(long, value_name = "URL", value_parser = volley::engine::Proxy::parse)]
     pub proxy: Option<volley::engine::Proxy>,
+    /// Ask this DNS server (IP[:PORT], repeatable) instead of /etc/resolv.conf's.
+    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
+    pub dns_servers: Vec<std::net::SocketAddr>,
     /// Send every connection to this Unix domain socket.
     #[arg(long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
@@ -166,6 +169,18 @@ pub fn parse_resolve(s: &str) -> Result<(String, u16, IpAddr), String> {
     Ok((host.to_ascii_lowercase(), port, addr))
 }
 
+/// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when omitted).
+pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?} is not IP[:PORT]"))
+}
+
 /// Parses `Name: value`.
 fn parse_header(h: &str) -> Result<(String, String), String> {
     let (n, v) = h
@@ -204,6 +219,7 @@ impl Opts {
             resolve: self.resolve.clone(),
             unix_socket: self.unix_socket.clone().map(std::sync::Arc::new),
             proxy: self.proxy.clone(),
+            dns_servers: self.dns_servers.clone(),
             addresses: volley::cidr::AddressPolicy {
                 allow: self.allow.clone(),
                 deny: self.deny.clone(),
