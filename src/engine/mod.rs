@@ -998,17 +998,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
             }
             Phase::Tunneling => {
                 let t = slot.task.expect("tunneling conn has a task");
-                if readable && slot.conn.wpos_done() {
-                    self.tunnel_read(t, c);
-                } else if readable {
+                if readable {
                     slot.readable = true;
                 }
-                if writable
-                    && self
-                        .conns
-                        .get(c)
-                        .is_some_and(|s| s.conn.phase == Phase::Tunneling && !s.conn.wpos_done())
-                {
+                if slot.conn.wpos_done() {
+                    if std::mem::take(&mut slot.readable) {
+                        self.tunnel_read(t, c);
+                    }
+                } else if writable {
+                    // Reads the answer afterwards if it is already there.
                     self.tunnel_write(t, c);
                 }
             }
