@@ -8,32 +8,36 @@ use std::io::Write;
 use std::time::Duration;
 use volley::engine::{Handler, Outcome};
 
-/// Appends `s` as a JSON string literal.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Appends `s` as a JSON string literal (runs without escapes are copied whole).
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0..=0x1f | 0x7f => None,
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => {
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&b| needs_escape(b)) {
+        out.extend_from_slice(&rest[..i]);
+        match rest[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => {
                 let _ = write!(out, "\\u{:04x}", b);
             }
         }
-        start = i + 1;
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn num(out: &mut Vec<u8>, n: u64) {
+    let mut d = [0u8; 20];
+    out.extend_from_slice(volley::codec::request::fmt_u64(n, &mut d));
 }
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
@@ -45,17 +49,22 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 
 fn opt_num(out: &mut Vec<u8>, n: Option<u64>) {
     match n {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => num(out, n),
         None => out.extend_from_slice(b"null"),
     }
 }
 
+/// Milliseconds with three decimals (microsecond precision), by integer arithmetic.
 fn ms(out: &mut Vec<u8>, d: Option<Duration>) {
     match d {
         Some(d) => {
-            let _ = write!(out, "{:.3}", d.as_secs_f64() * 1000.0);
+            let us = (d.as_nanos() + 500) / 1000;
+            num(out, (us / 1000) as u64);
+            let frac = (us % 1000) as u32;
+            out.push(b'.');
+            out.push(b'0' + (frac / 100) as u8);
+            out.push(b'0' + (frac / 10 % 10) as u8);
+            out.push(b'0' + (frac % 10) as u8);
         }
         None => out.extend_from_slice(b"null"),
     }
@@ -72,7 +81,9 @@ pub struct Extras {
 
 /// Appends one JSON line for `o`.
 pub fn jsonl(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
-    let _ = write!(out, "{{\"n\":{},\"input\":", o.tag);
+    out.extend_from_slice(b"{\"n\":");
+    num(out, o.tag);
+    out.extend_from_slice(b",\"input\":");
     json_str(out, &o.input);
     out.extend_from_slice(b",\"url\":");
     json_str(out, &o.url);
@@ -84,7 +95,9 @@ pub fn jsonl(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     opt_str(out, o.error.as_ref().map(|e| e.detail.as_str()));
     out.extend_from_slice(b",\"length\":");
     opt_num(out, o.content_length);
-    let _ = write!(out, ",\"bytes\":{},\"location\":", o.bytes);
+    out.extend_from_slice(b",\"bytes\":");
+    num(out, o.bytes);
+    out.extend_from_slice(b",\"location\":");
     opt_str(out, o.location.as_deref());
     out.extend_from_slice(b",\"redirects\":[");
     for (i, r) in o.redirects.iter().enumerate() {
@@ -108,7 +121,8 @@ pub fn jsonl(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     ms(out, t.ttfb);
     out.extend_from_slice(b",\"total\":");
     ms(out, t.total);
-    let _ = write!(out, "}},\"attempts\":{}", o.attempts);
+    out.extend_from_slice(b"},\"attempts\":");
+    num(out, u64::from(o.attempts));
     if let Some(t) = &x.title {
         out.extend_from_slice(b",\"title\":");
         opt_str(out, t.as_deref());
@@ -500,6 +514,20 @@ mod tests {
         let mut v = Vec::new();
         csv_field(&mut v, "a,\"b\"");
         assert_eq!(v, b"\"a,\"\"b\"\"\"");
+    }
+
+    #[test]
+    fn milliseconds() {
+        let f = |d: Option<Duration>| {
+            let mut v = Vec::new();
+            ms(&mut v, d);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(f(Some(Duration::from_micros(12_345))), "12.345");
+        assert_eq!(f(Some(Duration::from_nanos(1_999_600))), "2.000");
+        assert_eq!(f(Some(Duration::from_micros(7))), "0.007");
+        assert_eq!(f(Some(Duration::from_secs(3))), "3000.000");
+        assert_eq!(f(None), "null");
     }
 
     #[test]
