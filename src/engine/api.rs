@@ -87,6 +87,18 @@ impl<'a> ResponseHead<'a> {
             .map(move |f| (&buf[f.name.clone()], &buf[f.value.clone()]))
     }
 
+    /// Header fields as owned text (invalid UTF-8 replaced), in the order received.
+    pub fn headers_owned(&self) -> Vec<(String, String)> {
+        self.headers()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// The first value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers()

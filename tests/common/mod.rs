@@ -22,16 +22,7 @@ pub struct Collect {
 
 impl Handler for Collect {
     fn on_head(&mut self, tag: u64, head: &ResponseHead<'_>) {
-        let h = head
-            .headers()
-            .map(|(n, v)| {
-                (
-                    String::from_utf8_lossy(n).into_owned(),
-                    String::from_utf8_lossy(v).into_owned(),
-                )
-            })
-            .collect();
-        self.heads.push((tag, head.status, h));
+        self.heads.push((tag, head.status, head.headers_owned()));
     }
     fn on_body(&mut self, tag: u64, chunk: &[u8]) {
         self.bodies.entry(tag).or_default().extend_from_slice(chunk);

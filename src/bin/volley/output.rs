@@ -417,16 +417,7 @@ impl Writer {
 impl Handler for Writer {
     fn on_head(&mut self, tag: u64, head: &volley::engine::ResponseHead<'_>) {
         if self.opts.headers {
-            let h = head
-                .headers()
-                .map(|(n, v)| {
-                    (
-                        String::from_utf8_lossy(n).into_owned(),
-                        String::from_utf8_lossy(v).into_owned(),
-                    )
-                })
-                .collect();
-            self.heads.insert(tag, h);
+            self.heads.insert(tag, head.headers_owned());
         }
         if self.opts.title {
             self.bodies.insert(tag, Vec::new());
