@@ -943,25 +943,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// A connection of this key closed: a waiter may open one.
     fn host_slot_freed(&mut self, host: &str, tls: bool, port: u16) {
-        match self.next_waiter(host, tls, port) {
+        match pop_waiter(self.hosts.entry(host, tls, port), &self.tasks) {
             Some(w) => self.start_hop(w),
             None => self.hosts.prune(host, tls, port),
         }
-    }
-
-    /// The next task still waiting for a connection slot of this key.
-    fn next_waiter(&mut self, host: &str, tls: bool, port: u16) -> Option<usize> {
-        let e = self.hosts.entry(host, tls, port);
-        while let Some(w) = e.waiters.pop_front() {
-            if self
-                .tasks
-                .get(w)
-                .is_some_and(|x| x.state == TaskState::WaitHost)
-            {
-                return Some(w);
-            }
-        }
-        None
     }
 
     /// Gives pooled connection `c` to task `t`: the attempt's clocks start (if not
@@ -1408,16 +1393,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return;
         }
         // Pool it: hand to a waiter of the same key first.
-        let peer_host = self.pool_key_of(c);
-        let Some((host, tls, port)) = peer_host else {
-            self.close_conn(c);
-            return;
-        };
-        if let Some(w) = self.next_waiter(&host, tls, port) {
+        let (host, tls, port) = (slot.host.clone(), slot.tls, slot.port);
+        let entry = self.hosts.entry(&host, tls, port);
+        if let Some(w) = pop_waiter(entry, &self.tasks) {
             self.reuse_for(w, c);
             return;
         }
-        let entry = self.hosts.entry(&host, tls, port);
         entry.idle.push(c);
         let at = self.deadline_ms(self.cfg.idle_timeout);
         self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
@@ -1546,4 +1527,15 @@ fn dial<'a>(cfg: &'a Config, cur: &'a Target) -> (&'a str, u16) {
 /// A failure of the proxy to give a tunnel: a `connect` error.
 fn proxy_error(detail: &str) -> Error {
     Error::new(ErrorKind::Connect, format!("proxy: {detail}"))
+}
+
+/// The next task still waiting for a connection slot of this key (waiters that gave
+/// up meanwhile are dropped).
+fn pop_waiter(entry: &mut host::HostEntry, tasks: &Slab<Task>) -> Option<usize> {
+    while let Some(w) = entry.waiters.pop_front() {
+        if tasks.get(w).is_some_and(|x| x.state == TaskState::WaitHost) {
+            return Some(w);
+        }
+    }
+    None
 }
