@@ -508,3 +508,102 @@ fn resume_finishes_an_interrupted_run_with_nothing_lost_or_doubled() {
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn request_options_reach_the_wire() {
+    let s = http(|_| ok_response("x"));
+    let dir = std::env::temp_dir().join(format!("volley-cli-req-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = dir.join("body.txt");
+    std::fs::write(&body, "a=1&b=2").unwrap();
+    // -A sets User-Agent; -H replaces a default (Accept); -d @FILE sends the file and
+    // makes the method POST.
+    let out = volley()
+        .args(["-q", "-A", "probe/9", "-H", "Accept: text/html", "-d"])
+        .arg(format!("@{}", body.display()))
+        .arg(s.url("/form"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let req = s.requests.lock().unwrap()[0].clone();
+    assert!(req.starts_with("POST /form HTTP/1.1\r\n"), "{req}");
+    assert!(
+        req.contains("User-Agent: probe/9\r\n") && !req.contains("volley/"),
+        "{req}"
+    );
+    assert!(
+        req.contains("Accept: text/html\r\n") && !req.contains("Accept: */*"),
+        "{req}"
+    );
+    assert!(
+        req.contains("Content-Length: 7\r\n") && req.ends_with("a=1&b=2"),
+        "{req}"
+    );
+    // -X with -d: the method given wins.
+    let out = volley()
+        .args(["-q", "-X", "PUT", "-d", "z", &s.url("/put")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(s.requests.lock().unwrap()[1].starts_with("PUT /put HTTP/1.1\r\n"));
+    // An unreadable -d @FILE is a usage error naming the option.
+    let out = volley()
+        .args(["-d", "@/nonexistent/body", &s.url("/")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-d @"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn idn_names_go_out_as_punycode() {
+    let s = http(|_| ok_response("x"));
+    let port = s.addr.port();
+    let out = volley()
+        .args([
+            "-q",
+            "--resolve",
+            &format!("xn--bcher-kva.test:{port}:127.0.0.1"),
+        ])
+        .arg(format!("bücher.test:{port}/p"))
+        .output()
+        .unwrap();
+    let ls = lines(&out.stdout);
+    assert_eq!(get(&ls[0], "status"), "200", "{:?}", ls[0]);
+    assert_eq!(
+        get(&ls[0], "url"),
+        format!("\"http://xn--bcher-kva.test:{port}/p\"")
+    );
+    assert!(s.requests.lock().unwrap()[0].contains(&format!("Host: xn--bcher-kva.test:{port}\r\n")));
+}
+
+#[test]
+fn ipv6_loopback_target() {
+    // Skip only when this machine has no IPv6 loopback at all (the bind fails).
+    let Ok(l) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here");
+        return;
+    };
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut st in l.incoming().flatten() {
+            if let Some(req) = read_request(&mut st) {
+                let body = req.lines().nth(1).unwrap_or("").to_string();
+                let _ = st.write_all(&ok_response(&body));
+            }
+        }
+    });
+    let out = volley()
+        .args(["-q", &format!("[::1]:{port}/x")])
+        .output()
+        .unwrap();
+    let ls = lines(&out.stdout);
+    assert_eq!(get(&ls[0], "status"), "200", "{:?}", ls[0]);
+    assert_eq!(get(&ls[0], "url"), format!("\"http://[::1]:{port}/x\""));
+    // The Host header carries the bracketed address (echoed as the body's length).
+    assert_eq!(
+        get(&ls[0], "bytes"),
+        format!("{}", format!("Host: [::1]:{port}").len())
+    );
+}
