@@ -443,8 +443,17 @@ impl Handler for Writer {
             (None, Some(s)) => self.summary.classes[(s / 100).min(6) as usize] += 1,
             (None, None) => self.summary.classes[0] += 1,
         }
-        let body = self.bodies.remove(&o.tag);
-        let heads = self.heads.remove(&o.tag);
+        // Kept only with --title / --headers; no map work per result otherwise.
+        let body = self
+            .opts
+            .title
+            .then(|| self.bodies.remove(&o.tag))
+            .flatten();
+        let heads = self
+            .opts
+            .headers
+            .then(|| self.heads.remove(&o.tag))
+            .flatten();
         if self
             .opts
             .matching
