@@ -73,8 +73,15 @@ pub(crate) struct Identity {
     pub attempts: u32,
 }
 
-/// The request's outcome from its identity and its last attempt, at `now`.
-pub(crate) fn outcome(id: Identity, a: Attempt, error: Option<Error>, now: Instant) -> Outcome {
+/// The request's outcome from its identity and its last attempt, at `now`. The
+/// attempt's reported fields are taken out of it (it is about to be dropped), so the
+/// large attempt state is not moved.
+pub(crate) fn outcome(
+    id: Identity,
+    a: &mut Attempt,
+    error: Option<Error>,
+    now: Instant,
+) -> Outcome {
     let mut timings = a.timings;
     timings.total = a.started.map(|s| now.duration_since(s));
     Outcome {
@@ -87,8 +94,8 @@ pub(crate) fn outcome(id: Identity, a: Attempt, error: Option<Error>, now: Insta
         content_length: a.resp.content_length,
         bytes: a.resp.bytes,
         capped: a.resp.capped,
-        location: a.resp.location,
-        redirects: a.redirects,
+        location: a.resp.location.take(),
+        redirects: std::mem::take(&mut a.redirects),
         timings,
         attempts: id.attempts,
     }

@@ -79,6 +79,7 @@ pub(crate) enum Read {
 }
 
 /// Encodes `head` into the connection's buffer and readies it for writing.
+#[inline]
 pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
     conn.wbuf.clear();
     encode(&mut conn.wbuf, head)?;
@@ -110,6 +111,7 @@ pub(crate) struct Sink<'a, H> {
 
 /// Reads what the connection has, feeding the handler; see the module docs.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub(crate) fn read<H: Handler>(
     conn: &mut Conn,
     content: &mut ContentDecoder,
@@ -232,6 +234,7 @@ pub(crate) struct Written {
 }
 
 /// Writes the request until done or `WouldBlock`, noting when the first byte left.
+#[inline]
 pub(crate) fn write(conn: &mut Conn, ex: &mut Exchange, now: Instant) -> Result<Written, Error> {
     let (done, moved) = conn.write()?;
     if moved && ex.sent_at.is_none() {

@@ -142,6 +142,7 @@ impl Slot {
     }
 }
 
+#[inline]
 fn key_of(t: &Target) -> Key<'_> {
     Key {
         host: t.host(),
@@ -558,7 +559,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 };
                 self.stats.done += 1;
                 self.stats.errors += 1;
-                let o = attempt::outcome(id, Attempt::default(), Some(e), self.now);
+                let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
                 self.handler.on_done(o);
                 return;
             }
@@ -1093,7 +1094,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             url: task.first.url.into(),
             attempts: task.attempts,
         };
-        let o = attempt::outcome(id, task.a, error, self.now);
+        let o = attempt::outcome(id, &mut task.a, error, self.now);
         self.handler.on_done(o);
         self.fill();
     }

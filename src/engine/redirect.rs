@@ -66,6 +66,7 @@ pub(crate) fn is_redirect(status: u16) -> bool {
 }
 
 /// Decides what a head with `status` and raw `location` means; see the module docs.
+#[inline]
 pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Policy) -> Decision {
     if !is_redirect(status) {
         return Decision::Final { location: None };
