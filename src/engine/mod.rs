@@ -1,19 +1,22 @@
 //! The engine: one single-threaded mio event loop driving many requests.
 //!
-//! This file is the loop (`step`), the dispatch of readiness, resolver answers and
-//! deadlines, and the task's way through the seams. Each seam is a type or pure
-//! function of its own that this file alone calls:
+//! The driver is three files: this one (the `Engine`, the loop `step`, the dispatch
+//! of readiness, resolver answers and fired timers, and admission under
+//! `--concurrency` and `--rate`), `task.rs` (a task's way from admission to its
+//! `Outcome`) and `conns.rs` (opening, using, pooling and closing connections). Only
+//! these call across the seams; each seam is a type or pure function of its own that
+//! calls no other seam:
 //!
 //! | seam | owns | answers |
 //! |---|---|---|
-//! | [`pool`] | per-host open / idle / waiting counts | reuse this, dial, wait |
-//! | [`dial`] | resolve → policy → connect → tunnel → TLS | open, retry, ready, failed |
-//! | [`exchange`] | request bytes out, response head and body in | pending, done, failed |
-//! | [`redirect`] | the redirect rules | follow, final, too many |
-//! | [`retry`] | the retry rules and backoff | retry or not, the delay |
-//! | [`deadline`] | a task's deadlines and its wheel entry | which one fired, its error |
-//! | [`rate`] | `--rate` pacing | start now, or when |
-//! | [`attempt`] | per-attempt state, the `Outcome` | |
+//! | `pool` | per-host open / idle / waiting counts | reuse this, dial, wait |
+//! | `dial` | resolve → policy → connect → tunnel → TLS | open, retry, ready, failed |
+//! | `exchange` | request bytes out, response head and body in | pending, done, failed |
+//! | `redirect` | the redirect rules (pure) | follow, final, too many |
+//! | `retry` | the retry rules and backoff (pure) | retry or not, the delay |
+//! | `deadline` | a task's deadlines and its wheel entry | which one fired, its error |
+//! | `rate` | `--rate` pacing | start now, or when |
+//! | `attempt` | per-attempt state, the `Outcome` | |
 //!
 //! A task's life:
 //!
@@ -25,17 +28,18 @@
 //!
 //! Invariants:
 //! - every task pulled from the source gets exactly one `on_done` (unless `stop`);
-//! - a task has at most one wheel entry: its nearest deadline ([`deadline`]);
+//! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
 //! - `active` counts tasks holding a concurrency slot (all but those in backoff);
 //! - a connection in the slab is registered with the poll under its slab key, and
-//!   counted open in the pool from its dial until [`Engine::close_conn`].
+//!   counted open in the pool from its dial until it closes (`conns.rs`).
 //!
 //! See `docs/architecture.md` and `docs/timeouts.md`.
 
 pub mod api;
 mod attempt;
+mod conns;
 mod deadline;
 mod dial;
 mod exchange;
@@ -43,30 +47,25 @@ mod pool;
 mod rate;
 mod redirect;
 mod retry;
+mod task;
 
+pub use crate::socket::raise_fd_limit;
 pub use api::{
     Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
     Source, Stats, Timings,
 };
+use task::{Task, TaskState};
 
-use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
-use crate::codec::{Coding, ContentDecoder};
-use crate::conn::{Conn, Phase};
-use crate::error::{Error, ErrorKind};
-use crate::resolve::{Addrs, Answered, DnsError, Lookup, Resolver};
-use crate::target::Target;
-use crate::timer::{TimerKey, Wheel};
-use attempt::{Attempt, Identity};
-use deadline::{Deadlines, Doing};
-use dial::{Ctx, Dialer, Step};
-use exchange::{Bufs, Exchange, Read, Sink, Verdict};
-use mio::{Events, Interest, Poll, Token, Waker};
-use pool::{Acquire, Key, Pool};
-use redirect::Decision;
+use crate::conn::Phase;
+use crate::resolve::{Addrs, Answered, DnsError, Resolver};
+use crate::timer::Wheel;
+use conns::Slot;
+use dial::{Dialer, Step};
+use mio::{Events, Poll, Token, Waker};
+use pool::Pool;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,8 +75,6 @@ const WAKER: Token = Token(usize::MAX);
 const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
-/// Delay before retrying a connect that failed for lack of file descriptors.
-const FD_BACKOFF_MS: u64 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerRef {
@@ -89,66 +86,6 @@ enum TimerRef {
     Idle(usize),
     /// The rate limiter allows another request.
     Rate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TaskState {
-    /// Waiting for its first (or next) attempt to start: queued for a slot.
-    Queued,
-    /// Waiting for a per-host connection slot.
-    WaitHost,
-    /// Getting a new connection (its `Dialer` runs).
-    Dialing,
-    /// Request/response exchange on a connection.
-    Exchanging,
-    /// Retry backoff; no slot held.
-    Backoff,
-}
-
-/// A request in progress: what lasts across attempts, and the current attempt.
-#[derive(Debug)]
-struct Task {
-    tag: u64,
-    input: String,
-    spec: Arc<RequestSpec>,
-    first: Target,
-    attempts: u32,
-    state: TaskState,
-    deadlines: Deadlines,
-    a: Attempt,
-}
-
-#[derive(Debug)]
-struct Slot {
-    conn: Conn,
-    /// Pool key: host, tls, port.
-    host: Rc<str>,
-    tls: bool,
-    port: u16,
-    content: ContentDecoder,
-    task: Option<usize>,
-    idle_timer: Option<TimerKey>,
-    /// A readable event arrived while the request was still being written.
-    readable: bool,
-}
-
-impl Slot {
-    fn key(&self) -> Key<'_> {
-        Key {
-            host: &self.host,
-            tls: self.tls,
-            port: self.port,
-        }
-    }
-}
-
-#[inline]
-fn key_of(t: &Target) -> Key<'_> {
-    Key {
-        host: t.host(),
-        tls: t.tls,
-        port: t.port,
-    }
 }
 
 /// The engine; see the module docs and `examples/fetch.rs`.
@@ -188,30 +125,6 @@ impl<S: Source, H: Handler> std::fmt::Debug for Engine<S, H> {
         f.debug_struct("Engine")
             .field("stats", &self.stats)
             .finish()
-    }
-}
-
-/// Raises the soft limit on open files to the hard limit (best effort).
-pub fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                return want.rlim_cur;
-            }
-        }
-        lim.rlim_cur
     }
 }
 
@@ -454,21 +367,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let a = &task.a;
         let host = a.url(&task.first).host();
         let conn = a.conn.and_then(|c| self.conns.get(c)).map(|s| &s.conn);
-        let doing = match task.state {
-            TaskState::Exchanging if a.resp.status.is_some() => Doing::ReadingBody,
-            TaskState::Exchanging if conn.is_some_and(|c| c.phase == Phase::Writing) => {
-                Doing::Sending
-            }
-            TaskState::Exchanging => Doing::WaitingHead,
-            TaskState::Dialing if a.dial.as_ref().is_some_and(Dialer::resolving) => {
-                Doing::Resolving(host)
-            }
-            _ => match conn {
-                Some(c) if c.phase == Phase::Handshaking => Doing::Handshaking(&c.peer),
-                Some(c) => Doing::Connecting(&c.peer),
-                None => Doing::Connecting(&host),
-            },
-        };
+        let doing = task.doing(conn, &host);
         let error = deadline::error(fired, doing, timeouts);
         self.fail(t, error, false);
     }
@@ -543,116 +442,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    fn admit(&mut self, req: Request) {
-        self.now = Instant::now();
-        self.stats.started += 1;
-        let target = match Target::parse(&req.url) {
-            Ok(t) => t,
-            Err(e) => {
-                let input = req.url.trim().to_string();
-                let id = Identity {
-                    tag: req.tag,
-                    url: input.clone(),
-                    final_url: input.clone(),
-                    input,
-                    attempts: 0,
-                };
-                self.stats.done += 1;
-                self.stats.errors += 1;
-                let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
-                self.handler.on_done(o);
-                return;
-            }
-        };
-        let t = self.tasks.insert(Task {
-            tag: req.tag,
-            input: req.url,
-            spec: req.spec,
-            first: target,
-            attempts: 0,
-            state: TaskState::Queued,
-            deadlines: Deadlines::default(),
-            a: Attempt::default(),
-        });
-        self.active += 1;
-        self.start_attempt(t);
-    }
-
-    /// Begins an attempt (first, retry) from the first URL, with fresh state.
-    fn start_attempt(&mut self, t: usize) {
-        let task = &mut self.tasks[t];
-        task.a = Attempt::default();
-        task.deadlines.set_total(None);
-        self.start_hop(t);
-    }
-
-    /// Starts the attempt's clocks if they are not running yet.
-    fn begin_clock(&mut self, t: usize) {
-        if self.tasks[t].a.started.is_none() {
-            let total = self.cfg.total_timeout.map(|d| self.deadline_ms(d));
-            let task = &mut self.tasks[t];
-            task.a.started = Some(self.now);
-            task.a.timings = Timings::default();
-            task.deadlines.set_total(total);
-            task.attempts += 1;
-        }
-    }
-
-    /// Gets a connection for the current URL: pooled, or a new one when the
-    /// per-host limit allows, else waits for one.
-    fn start_hop(&mut self, t: usize) {
-        let task = &self.tasks[t];
-        let key = key_of(task.a.url(&task.first));
-        match self.pool.acquire(key, t, self.cfg.per_host) {
-            Acquire::Idle(c) => self.reuse_for(t, c),
-            Acquire::Wait => {
-                let task = &mut self.tasks[t];
-                task.state = TaskState::WaitHost;
-                // No deadline runs while waiting; a redirect hop's total keeps running.
-                task.deadlines.suspend(&mut self.wheel, TimerRef::Task(t));
-            }
-            Acquire::Dial => self.dial(t),
-        }
-    }
-
-    /// Gives pooled connection `c` to task `t`: the attempt's clocks start (if not
-    /// yet), and the phases a reused connection skips are reported as not run.
-    fn reuse_for(&mut self, t: usize, c: usize) {
-        self.begin_clock(t);
-        self.tasks[t].a.new_hop();
-        let slot = &mut self.conns[c];
-        if let Some(k) = slot.idle_timer.take() {
-            self.wheel.cancel(k);
-        }
-        slot.task = Some(t);
-        self.tasks[t].a.conn = Some(c);
-        self.send(t, c);
-    }
-
-    // ----- dialing ----------------------------------------------------------------
-
-    /// A new connection for the task's hop (its pool slot is reserved).
-    fn dial(&mut self, t: usize) {
-        self.begin_clock(t);
-        let task = &mut self.tasks[t];
-        task.a.new_hop();
-        task.state = TaskState::Dialing;
-        task.a.dial = Some(Dialer::new(self.now));
-        self.set_phase(t, deadline::Phase::Connect);
-        if self.cfg.unix_socket.is_some() {
-            let step = self.with_dialer(t, None, |d, ctx, _, _, _| d.skip_resolution(ctx));
-            self.dial_step(t, step);
-            return;
-        }
-        let task = &self.tasks[t];
-        let (host, port) = dial::dial_to(&self.cfg, task.a.url(&task.first));
-        match self.resolver.lookup(host, port, t, self.now) {
-            Lookup::Ready(a) => self.resolved(t, a),
-            Lookup::Pending => {}
-            Lookup::Failed(e) => self.fail(t, e.error, !e.temporary),
-        }
-    }
-
     fn dns_answer(&mut self, t: usize, host: &str, answer: Result<Addrs, DnsError>) {
         // The task may have given up meanwhile, and its slot gone to another task.
         if self.tasks.get(t).is_none_or(|task| {
@@ -665,126 +454,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
         match answer {
             Ok(a) => self.resolved(t, a),
             Err(e) => self.fail(t, e.error, !e.temporary),
-        }
-    }
-
-    fn resolved(&mut self, t: usize, addrs: Addrs) {
-        let step = self.with_dialer(t, None, |d, ctx, timings, _, _| {
-            d.resolved(addrs, ctx, timings)
-        });
-        self.dial_step(t, step);
-    }
-
-    /// Calls the task's dialer with its context (and connection `c`, if given).
-    fn with_dialer(
-        &mut self,
-        t: usize,
-        c: Option<usize>,
-        f: impl FnOnce(&mut Dialer, Ctx<'_>, &mut Timings, Option<&mut Conn>, &mut [u8]) -> Step,
-    ) -> Step {
-        let task = &mut self.tasks[t];
-        let a = &mut task.a;
-        let Some(d) = a.dial.as_mut() else {
-            return Step::Pending;
-        };
-        let ctx = Ctx {
-            cfg: &self.cfg,
-            target: a.hop.as_ref().unwrap_or(&task.first),
-            tls: &self.tls,
-            now: self.now,
-        };
-        let conn = c.and_then(|c| self.conns.get_mut(c)).map(|s| &mut s.conn);
-        f(d, ctx, &mut a.timings, conn, &mut self.rbuf)
-    }
-
-    /// Carries out what the dialer asked, until it waits, is ready, or fails.
-    fn dial_step(&mut self, t: usize, mut step: Step) {
-        loop {
-            step = match step {
-                Step::Pending => return,
-                Step::Open(conn) => self.open_conn(t, conn),
-                Step::Retry => {
-                    if let Some(c) = self.tasks[t].a.conn.take() {
-                        self.drop_conn_socket(c);
-                    }
-                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
-                }
-                Step::NoFds => {
-                    // Out of file descriptors: free an idle one, or wait a little.
-                    let Some(c) = self.pool.take_any_idle() else {
-                        self.release_host_slot(t);
-                        self.requeue_after(t, FD_BACKOFF_MS);
-                        return;
-                    };
-                    self.close_conn(c);
-                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
-                }
-                Step::Ready => {
-                    let a = &mut self.tasks[t].a;
-                    a.dial = None;
-                    let c = a.conn.expect("a ready dial holds its connection");
-                    self.send(t, c);
-                    return;
-                }
-                Step::Failed { error, final_ } => {
-                    self.fail(t, error, final_);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Registers a connection the dialer started and puts it in the slab.
-    fn open_conn(&mut self, t: usize, conn: Conn) -> Step {
-        let c = self.conns.vacant_key();
-        let cur = self.tasks[t].a.url(&self.tasks[t].first);
-        let mut slot = Slot {
-            conn,
-            host: Rc::from(cur.host()),
-            tls: cur.tls,
-            port: cur.port,
-            content: ContentDecoder::new(Coding::Identity, 0),
-            task: Some(t),
-            idle_timer: None,
-            readable: false,
-        };
-        let registered = self.poll.registry().register(
-            &mut slot.conn.sock,
-            Token(c),
-            Interest::READABLE | Interest::WRITABLE,
-        );
-        if let Err(e) = registered {
-            let peer = slot.conn.peer.clone();
-            return self.with_dialer(t, None, |d, ctx, _, _, _| d.open_failed(&peer, &e, ctx));
-        }
-        self.conns.insert(slot);
-        self.stats.connections += 1;
-        self.tasks[t].a.conn = Some(c);
-        self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
-            Some(conn) => d.opened(conn, rbuf, ctx, timings),
-            None => Step::Retry,
-        })
-    }
-
-    /// Puts a task back to wait `ms` (keeping its slot), undoing the attempt count.
-    fn requeue_after(&mut self, t: usize, ms: u64) {
-        let task = &mut self.tasks[t];
-        task.deadlines.cancel(&mut self.wheel);
-        if task.a.started.take().is_some() {
-            task.attempts -= 1;
-        }
-        task.state = TaskState::Queued;
-        let at = self.deadline_ms(Duration::from_millis(ms));
-        self.wheel.insert(at, TimerRef::Wake(t));
-    }
-
-    /// The task gives back the pool slot it reserved for a dial.
-    fn release_host_slot(&mut self, t: usize) {
-        let task = &self.tasks[t];
-        let tasks = &self.tasks;
-        let key = key_of(task.a.url(&task.first));
-        if let Some(w) = self.pool.closed(key, |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
         }
     }
 
@@ -826,281 +495,4 @@ impl<S: Source, H: Handler> Engine<S, H> {
             }
         }
     }
-
-    // ----- the exchange -----------------------------------------------------------
-
-    /// Encodes the request for the task's current URL on connection `c` and writes it.
-    fn send(&mut self, t: usize, c: usize) {
-        let task = &mut self.tasks[t];
-        let spec = &task.spec;
-        let (method, body): (&str, &[u8]) = if task.a.as_get {
-            ("GET", b"")
-        } else {
-            (&spec.method, &spec.body)
-        };
-        let cur = task.a.url(&task.first);
-        let via_proxy = self.cfg.proxy.as_ref().filter(|_| !cur.tls);
-        let started = exchange::start(
-            &mut self.conns[c].conn,
-            &RequestHead {
-                method,
-                target: match via_proxy {
-                    Some(_) => cur.url.as_str(),
-                    None => cur.origin_form(),
-                },
-                host: cur.host_for_header(),
-                port: cur.explicit_port(),
-                defaults: &DEFAULT_HEADERS,
-                headers: &spec.headers,
-                body,
-                close: !self.cfg.keepalive,
-                proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),
-            },
-        );
-        if let Err(e) = started {
-            self.fail(t, e, true);
-            return;
-        }
-        task.state = TaskState::Exchanging;
-        task.a.exchange = Exchange::default();
-        self.set_phase(t, deadline::Phase::Read);
-        self.write(t, c);
-    }
-
-    fn write(&mut self, t: usize, c: usize) {
-        let slot = &mut self.conns[c];
-        let reused = slot.conn.served > 0;
-        match exchange::write(&mut slot.conn, &mut self.tasks[t].a.exchange, self.now) {
-            Ok(w) => {
-                if w.moved {
-                    self.touch_read(t);
-                }
-                if w.done && std::mem::take(&mut self.conns[c].readable) {
-                    self.read(t, c, true);
-                }
-            }
-            Err(e) => self.exchange_failed(t, c, e, reused),
-        }
-    }
-
-    fn read(&mut self, t: usize, c: usize, drain: bool) {
-        let slot = &mut self.conns[c];
-        let reused = slot.conn.served > 0;
-        let task = &mut self.tasks[t];
-        let a = &mut task.a;
-        let cur = a.hop.as_ref().unwrap_or(&task.first);
-        let (redirects, as_get) = (&mut a.redirects, &mut a.as_get);
-        let method = task.spec.method.as_str();
-        let policy = redirect::Policy {
-            follow: self.cfg.follow,
-            max: self.cfg.max_redirects,
-        };
-        let read = exchange::read(
-            &mut slot.conn,
-            &mut slot.content,
-            Bufs {
-                read: &mut self.rbuf,
-                decoded: &mut self.cbuf,
-            },
-            drain,
-            self.now,
-            &mut a.exchange,
-            &mut a.resp,
-            &mut a.timings,
-            Sink {
-                handler: &mut self.handler,
-                tag: task.tag,
-                url: cur.url.as_str(),
-                max_body: self.cfg.max_body,
-            },
-            |status, location| {
-                let hop = redirect::Hop {
-                    url: cur,
-                    method,
-                    as_get: *as_get,
-                    followed: redirects.len(),
-                };
-                match redirect::decide(status, location, hop, policy) {
-                    Decision::Final { location } => Verdict::Final(location),
-                    Decision::Follow {
-                        next,
-                        record,
-                        as_get: get,
-                    } => {
-                        redirects.push(record);
-                        *as_get = get;
-                        Verdict::Follow(next)
-                    }
-                    Decision::TooMany(e) => Verdict::Fail(e),
-                }
-            },
-        );
-        match read {
-            Read::Pending { progressed } => {
-                if progressed {
-                    self.touch_read(t);
-                }
-            }
-            Read::Done { reusable } => self.response_done(t, c, reusable),
-            Read::Failed(e) => {
-                self.release_conn(c, true);
-                self.fail(t, e, true);
-            }
-            Read::Broken(e) => self.exchange_failed(t, c, e, reused),
-        }
-    }
-
-    /// The exchange on `c` failed. A reused connection that died before any response
-    /// byte was stale: retry on a fresh one without counting an attempt.
-    fn exchange_failed(&mut self, t: usize, c: usize, e: Error, reused: bool) {
-        let stale =
-            reused && !self.conns[c].conn.got_response_bytes() && e.kind == ErrorKind::Closed;
-        self.release_conn(c, true);
-        if stale {
-            self.tasks[t].a.conn = None;
-            self.start_hop(t);
-            return;
-        }
-        let after_response = self.tasks[t].a.resp.status.is_some();
-        self.fail(t, e, after_response);
-    }
-
-    fn response_done(&mut self, t: usize, c: usize, reusable: bool) {
-        self.conns[c].conn.served += 1;
-        let keep = reusable && self.cfg.keepalive;
-        self.release_conn(c, !keep);
-        let a = &mut self.tasks[t].a;
-        a.conn = None;
-        if let Some(next) = a.exchange.follow.take() {
-            a.hop = Some(next);
-            self.start_hop(t);
-            return;
-        }
-        self.finish(t, None);
-    }
-
-    // ----- the pool ---------------------------------------------------------------
-
-    /// Detaches `c` from its task and pools it, or closes it.
-    fn release_conn(&mut self, c: usize, close: bool) {
-        let Some(slot) = self.conns.get_mut(c) else {
-            return;
-        };
-        slot.task = None;
-        if close || !slot.conn.make_idle() {
-            self.close_conn(c);
-            return;
-        }
-        // Pool it: hand to a waiter of the same key first.
-        let tasks = &self.tasks;
-        if let Some(w) = self
-            .pool
-            .put_idle(slot.key(), c, |w| still_waiting(tasks, w))
-        {
-            self.reuse_for(w, c);
-            return;
-        }
-        let at = self.deadline_ms(self.cfg.idle_timeout);
-        self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
-    }
-
-    fn remove_idle(&mut self, c: usize) {
-        if let Some(s) = self.conns.get(c) {
-            self.pool.remove_idle(s.key(), c);
-        }
-    }
-
-    /// Closes a connection that is registered and counted in the pool.
-    fn close_conn(&mut self, c: usize) {
-        let Some(slot) = self.drop_conn_socket(c) else {
-            return;
-        };
-        let tasks = &self.tasks;
-        if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
-        }
-    }
-
-    /// Deregisters and drops the socket without touching the pool's counts (a
-    /// connect attempt that failed: the pool slot stays with the task).
-    fn drop_conn_socket(&mut self, c: usize) -> Option<Slot> {
-        let mut slot = self.conns.try_remove(c)?;
-        if let Some(k) = slot.idle_timer.take() {
-            self.wheel.cancel(k);
-        }
-        let _ = self.poll.registry().deregister(&mut slot.conn.sock);
-        Some(slot)
-    }
-
-    // ----- endings ----------------------------------------------------------------
-
-    /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
-    /// finish with the error.
-    fn fail(&mut self, t: usize, e: Error, final_: bool) {
-        // Give back what the task holds: its connection, or its pool slot while it
-        // dials, or its place among a host's waiters.
-        let conn = self.tasks[t].a.conn.take();
-        match conn.filter(|&c| self.conns.get(c).is_some_and(|s| s.task == Some(t))) {
-            Some(c) if self.conns[c].conn.phase == Phase::Connecting => {
-                self.drop_conn_socket(c);
-                self.release_host_slot(t);
-            }
-            Some(c) => self.release_conn(c, true),
-            None => match self.tasks[t].state {
-                TaskState::Dialing => self.release_host_slot(t),
-                TaskState::WaitHost => {
-                    let task = &self.tasks[t];
-                    self.pool.cancel_wait(key_of(task.a.url(&task.first)), t);
-                }
-                _ => {}
-            },
-        }
-        let task = &mut self.tasks[t];
-        let failure = retry::Failure {
-            kind: e.kind,
-            final_,
-            got_response: task.a.resp.status.is_some(),
-            attempts: task.attempts,
-        };
-        if retry::should_retry(failure, self.cfg.retries) {
-            task.deadlines.cancel(&mut self.wheel);
-            task.state = TaskState::Backoff;
-            let base = self.cfg.retry_backoff.as_millis() as u64;
-            let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
-            self.active -= 1;
-            self.in_backoff += 1;
-            let at = self.deadline_ms(Duration::from_millis(delay));
-            self.wheel.insert(at, TimerRef::Wake(t));
-            return;
-        }
-        self.finish(t, Some(e));
-    }
-
-    fn finish(&mut self, t: usize, error: Option<Error>) {
-        let mut task = self.tasks.remove(t);
-        task.deadlines.cancel(&mut self.wheel);
-        self.active -= 1;
-        self.stats.done += 1;
-        if error.is_some() {
-            self.stats.errors += 1;
-        }
-        let id = Identity {
-            tag: task.tag,
-            input: task.input,
-            final_url: match task.a.hop.take() {
-                Some(h) => h.url.into(),
-                None => task.first.url.to_string(),
-            },
-            url: task.first.url.into(),
-            attempts: task.attempts,
-        };
-        let o = attempt::outcome(id, &mut task.a, error, self.now);
-        self.handler.on_done(o);
-        self.fill();
-    }
-}
-
-/// True when task `w` still waits for a pool slot.
-fn still_waiting(tasks: &Slab<Task>, w: usize) -> bool {
-    tasks.get(w).is_some_and(|x| x.state == TaskState::WaitHost)
 }
