@@ -254,4 +254,111 @@ mod tests {
         let _ = p.entry(A);
         p.closed(A, |_| true);
     }
+
+    /// The engine's use of the pool as a model: connections dialed, busy, idle and
+    /// closed, tasks waiting. Whatever the order, the pool's `open` equals the model's
+    /// count of connections not closed, never exceeds `--per-host`, waiters are
+    /// served first come first served, and an emptied key leaves no entry behind.
+    #[derive(Default)]
+    struct Model {
+        open: usize,
+        busy: Vec<usize>,
+        idle: Vec<usize>,
+        waiting: VecDeque<usize>,
+        next_id: usize,
+    }
+
+    impl Model {
+        fn id(&mut self) -> usize {
+            self.next_id += 1;
+            self.next_id
+        }
+
+        fn start(&mut self, p: &mut Pool, task: usize, limit: usize) {
+            match p.acquire(A, task, limit) {
+                Acquire::Idle(c) => {
+                    assert_eq!(self.idle.pop(), Some(c), "reuse takes the last idle");
+                    self.busy.push(c);
+                }
+                Acquire::Dial => {
+                    assert!(self.idle.is_empty());
+                    self.open += 1;
+                    let c = self.id();
+                    self.busy.push(c);
+                }
+                Acquire::Wait => {
+                    assert!(limit > 0 && self.open >= limit && self.idle.is_empty());
+                    self.waiting.push_back(task);
+                }
+            }
+        }
+
+        fn woken(&mut self, w: Option<usize>) -> Option<usize> {
+            if let Some(w) = w {
+                assert_eq!(self.waiting.pop_front(), Some(w), "first come first served");
+            } else {
+                assert!(self.waiting.is_empty());
+            }
+            w
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_follow_the_model(
+            limit in 0usize..4,
+            ops in proptest::collection::vec((0u8..5, 0usize..8), 0..80),
+        ) {
+            let mut p = Pool::default();
+            let mut m = Model::default();
+            for (op, pick) in ops {
+                match op {
+                    0 => {
+                        let t = m.id();
+                        m.start(&mut p, t, limit);
+                    }
+                    1 if !m.busy.is_empty() => {
+                        m.busy.remove(pick % m.busy.len());
+                        m.open -= 1;
+                        let w = p.closed(A, |_| true);
+                        if let Some(w) = m.woken(w) {
+                            m.start(&mut p, w, limit);
+                        }
+                    }
+                    2 if !m.busy.is_empty() => {
+                        let c = m.busy.remove(pick % m.busy.len());
+                        let w = p.put_idle(A, c, |_| true);
+                        match m.woken(w) {
+                            Some(_) => m.busy.push(c),
+                            None => m.idle.push(c),
+                        }
+                    }
+                    3 if !m.idle.is_empty() => {
+                        let c = m.idle.remove(pick % m.idle.len());
+                        p.remove_idle(A, c);
+                        m.open -= 1;
+                        let w = p.closed(A, |_| true);
+                        if let Some(w) = m.woken(w) {
+                            m.start(&mut p, w, limit);
+                        }
+                    }
+                    4 if !m.waiting.is_empty() => {
+                        let w = m.waiting.remove(pick % m.waiting.len()).unwrap();
+                        p.cancel_wait(A, w);
+                    }
+                    _ => {}
+                }
+                let open = p.find(A).map_or(0, |e| e.open);
+                proptest::prop_assert_eq!(open, m.open);
+                if limit > 0 {
+                    proptest::prop_assert!(m.open <= limit);
+                }
+                let idle = p.find(A).map_or(0, |e| e.idle.len());
+                proptest::prop_assert_eq!(idle, m.idle.len());
+                if m.open == 0 && m.waiting.is_empty() {
+                    proptest::prop_assert!(p.map.is_empty(), "an empty key is dropped");
+                }
+            }
+        }
+    }
 }
