@@ -121,6 +121,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.write(t, c);
     }
 
+    /// Writes what is left of the request; reads at once if the response was
+    /// already signalled.
     pub(super) fn write(&mut self, t: usize, c: usize) {
         let slot = &mut self.conns[c];
         let reused = slot.conn.served > 0;
@@ -137,6 +139,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
+    /// Reads the response on `c`, deciding redirects at its head, and acts on how
+    /// the read turn ended.
     pub(super) fn read(&mut self, t: usize, c: usize, drain: bool) {
         let slot = &mut self.conns[c];
         let reused = slot.conn.served > 0;
@@ -256,6 +260,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
     }
 
+    /// Takes `c` out of the pool's idle list (it is about to close).
     pub(super) fn remove_idle(&mut self, c: usize) {
         if let Some(s) = self.conns.get(c) {
             self.pool.remove_idle(s.key(), c);

@@ -47,13 +47,21 @@ pub(super) enum TaskState {
 /// A request in progress: what lasts across attempts, and the current attempt.
 #[derive(Debug)]
 pub(super) struct Task {
+    /// The caller's tag.
     pub(super) tag: u64,
+    /// The input line, as given.
     pub(super) input: String,
+    /// Method, headers, body.
     pub(super) spec: Arc<RequestSpec>,
+    /// The URL requested (the first hop).
     pub(super) first: Target,
+    /// Attempts started (their clocks ran).
     pub(super) attempts: u32,
+    /// Where the task is.
     pub(super) state: TaskState,
+    /// Its deadlines and their one wheel entry.
     pub(super) deadlines: Deadlines,
+    /// The current attempt.
     pub(super) a: Attempt,
 }
 
@@ -80,6 +88,7 @@ impl Task {
     }
 }
 
+/// The pool key of a hop's URL.
 #[inline]
 pub(super) fn key_of(t: &Target) -> Key<'_> {
     Key {
@@ -95,6 +104,8 @@ pub(super) fn still_waiting(tasks: &Slab<Task>, w: usize) -> bool {
 }
 
 impl<S: Source, H: Handler> Engine<S, H> {
+    /// A request from the source: a task with its first attempt begun, or (a bad
+    /// URL) its outcome at once.
     pub(super) fn admit(&mut self, req: Request) {
         self.now = Instant::now();
         self.stats.started += 1;
