@@ -380,3 +380,147 @@ impl Dialer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cidr::{AddressPolicy, Cidr};
+    use std::net::{IpAddr, TcpListener};
+
+    fn ctx<'a>(cfg: &'a Config, target: &'a Target, tls: &'a Arc<rustls::ClientConfig>) -> Ctx<'a> {
+        Ctx {
+            cfg,
+            target,
+            tls,
+            now: Instant::now(),
+        }
+    }
+
+    fn tls() -> Arc<rustls::ClientConfig> {
+        crate::tls::client_config(&crate::tls::TlsOptions::default()).unwrap()
+    }
+
+    fn addrs(list: &[&str]) -> Addrs {
+        list.iter()
+            .map(|a| a.parse::<IpAddr>().unwrap())
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    #[test]
+    fn every_address_denied_is_final() {
+        let cfg = Config {
+            addresses: AddressPolicy {
+                allow: vec![],
+                deny: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            },
+            ..Config::default()
+        };
+        let (t, tls) = (Target::parse("http://a.test/").unwrap(), tls());
+        let mut d = Dialer::new(Instant::now());
+        assert!(d.resolving());
+        let mut timings = Timings::default();
+        match d.resolved(
+            addrs(&["127.0.0.1", "127.0.0.2"]),
+            ctx(&cfg, &t, &tls),
+            &mut timings,
+        ) {
+            Step::Failed { error, final_ } => {
+                assert!(final_);
+                assert_eq!(error.kind, ErrorKind::Denied);
+                assert_eq!(
+                    error.detail,
+                    "every address of a.test (127.0.0.1, 127.0.0.2) is outside --allow or inside --deny"
+                );
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(timings.dns.is_none(), "a denied answer reports no dns time");
+    }
+
+    #[test]
+    fn no_address_fails_retryably() {
+        let cfg = Config::default();
+        let (t, tls) = (Target::parse("http://a.test/").unwrap(), tls());
+        let mut d = Dialer::new(Instant::now());
+        let mut timings = Timings::default();
+        match d.resolved(addrs(&[]), ctx(&cfg, &t, &tls), &mut timings) {
+            Step::Failed { error, final_ } => {
+                assert!(!final_);
+                assert_eq!(error.kind, ErrorKind::Connect);
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(timings.dns.is_some());
+    }
+
+    #[test]
+    fn addresses_in_order_then_the_last_error() {
+        // A listener's port, then closed: connects there are refused.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = Config::default();
+        let (t, tls) = (
+            Target::parse(&format!("http://a.test:{port}/")).unwrap(),
+            tls(),
+        );
+        let mut d = Dialer::new(Instant::now());
+        let mut timings = Timings::default();
+        let mut rbuf = [0u8; 512];
+        let mut step = d.resolved(
+            addrs(&["127.0.0.1", "127.0.0.2"]),
+            ctx(&cfg, &t, &tls),
+            &mut timings,
+        );
+        let mut peers = Vec::new();
+        let end = loop {
+            step = match step {
+                Step::Open(mut conn) => {
+                    peers.push(conn.peer.to_string());
+                    let mut poll = mio::Poll::new().unwrap();
+                    let mut events = mio::Events::with_capacity(4);
+                    let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+                    poll.registry()
+                        .register(&mut conn.sock, mio::Token(0), interest)
+                        .unwrap();
+                    let mut s = d.opened(&mut conn, &mut rbuf, ctx(&cfg, &t, &tls), &mut timings);
+                    // Wait for the connect to settle (bounded: a refused loopback
+                    // connect is reported within milliseconds).
+                    for _ in 0..50 {
+                        if !matches!(s, Step::Pending) {
+                            break;
+                        }
+                        let wait = Some(std::time::Duration::from_millis(100));
+                        poll.poll(&mut events, wait).unwrap();
+                        s = d.on_ready(
+                            &mut conn,
+                            true,
+                            true,
+                            &mut rbuf,
+                            ctx(&cfg, &t, &tls),
+                            &mut timings,
+                        );
+                    }
+                    s
+                }
+                Step::Retry => d.next(ctx(&cfg, &t, &tls)),
+                s => break s,
+            };
+        };
+        assert_eq!(
+            peers,
+            [format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}")]
+        );
+        match end {
+            Step::Failed { error, final_ } => {
+                assert!(!final_);
+                assert_eq!(error.kind, ErrorKind::ConnectRefused);
+                assert!(error.detail.starts_with("127.0.0.2:"), "{}", error.detail);
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+}
