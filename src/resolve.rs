@@ -296,11 +296,6 @@ impl Resolver {
             }
         }
     }
-
-    /// Lookups still waiting for an answer.
-    pub fn pending(&self) -> usize {
-        self.waiting.len()
-    }
 }
 
 impl Drop for Resolver {

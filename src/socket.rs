@@ -1,6 +1,7 @@
 //! The byte stream under a connection: TCP, or a Unix domain socket
 //! (`--unix-socket`), behind one type so the connection state machine, TLS and the
-//! event loop do not care which.
+//! event loop do not care which; and the process's file-descriptor limit those
+//! streams consume (`raise_fd_limit`, re-exported by the engine).
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
@@ -107,5 +108,29 @@ impl Source for Socket {
             Socket::Tcp(s) => s.deregister(r),
             Socket::Unix(s) => s.deregister(r),
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (best effort).
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        lim.rlim_cur
     }
 }

@@ -193,7 +193,7 @@ impl ServerCertVerifier for PinnedVerifier {
         let spki = spki_of(end_entity).ok_or(rustls::Error::InvalidCertificate(
             CertificateError::BadEncoding,
         ))?;
-        let hash = base64(digest(&SHA256, spki).as_ref());
+        let hash = crate::text::base64(digest(&SHA256, spki).as_ref());
         if self.pins.contains(&hash) {
             Ok(ok)
         } else {
@@ -269,30 +269,6 @@ pub fn spki_of(cert: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// Standard base64 with padding.
-pub fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        s.push(A[(n >> 18) as usize & 63] as char);
-        s.push(A[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 {
-            A[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        s.push(if c.len() > 2 {
-            A[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    s
-}
-
 /// A TLS failure in words a person understands.
 pub fn describe(e: &rustls::Error) -> String {
     use rustls::Error as E;
@@ -323,15 +299,6 @@ pub fn describe(e: &rustls::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn spki_of_generated_cert() {

@@ -282,7 +282,7 @@ fn expired_wrong_name_and_self_signed() {
 fn ip_literal_and_public_key_pins() {
     let (cert, key) = leaf(&["127.0.0.1"], None, false);
     let spki = volley::tls::spki_of(&cert).unwrap().to_vec();
-    let good = volley::tls::base64(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
+    let good = volley::text::base64(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
     let s = tls_server((cert, key), End::KeepAlive);
     let url = format!("https://127.0.0.1:{}/", s.addr.port());
     let insecure_pinned = |pins: Vec<String>| {

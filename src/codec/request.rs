@@ -8,6 +8,7 @@
 //! (ASCII case-insensitive).
 
 use crate::error::{Error, ErrorKind};
+use crate::text::fmt_u64;
 
 /// The parts of one request that the encoder needs.
 #[derive(Debug, Clone, Copy)]
@@ -142,18 +143,39 @@ pub fn encode(buf: &mut Vec<u8>, req: &RequestHead<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Formats `n` in decimal into `out` without allocating; returns the digits.
-pub fn fmt_u64(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
-    let mut i = out.len();
-    loop {
-        i -= 1;
-        out[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Appends a proxy `CONNECT` request for `authority` (`host:port`, IPv6 in brackets)
+/// to `buf`: the request line, a Host header naming the same authority and, with
+/// credentials, `Proxy-Authorization`. No default headers and no body.
+///
+/// ```
+/// let mut buf = Vec::new();
+/// volley::codec::request::encode_connect(&mut buf, "example.test:443", None).unwrap();
+/// assert_eq!(buf, b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n");
+/// ```
+pub fn encode_connect(
+    buf: &mut Vec<u8>,
+    authority: &str,
+    proxy_auth: Option<&str>,
+) -> Result<(), Error> {
+    check_value("CONNECT authority", authority)?;
+    if authority.bytes().any(|b| b == b' ') {
+        return Err(Error::new(
+            ErrorKind::InvalidUrl,
+            "CONNECT authority contains a space",
+        ));
     }
-    &out[i..]
+    if let Some(a) = proxy_auth {
+        check_value("proxy credentials", a)?;
+    }
+    buf.extend_from_slice(b"CONNECT ");
+    buf.extend_from_slice(authority.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    push_header(buf, "Host", authority.as_bytes());
+    if let Some(a) = proxy_auth {
+        push_header(buf, "Proxy-Authorization", a.as_bytes());
+    }
+    buf.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -275,9 +297,16 @@ mod tests {
     }
 
     #[test]
-    fn fmt_digits() {
-        let mut d = [0u8; 20];
-        assert_eq!(fmt_u64(0, &mut d), b"0");
-        assert_eq!(fmt_u64(u64::MAX, &mut d), b"18446744073709551615");
+    fn connect_request() {
+        let mut buf = Vec::new();
+        encode_connect(&mut buf, "[::1]:8443", Some("Basic dTpw")).unwrap();
+        assert_eq!(
+            buf,
+            b"CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\nProxy-Authorization: Basic dTpw\r\n\r\n"
+        );
+        let mut buf = Vec::new();
+        assert!(encode_connect(&mut buf, "h:1\r\nX: y", None).is_err());
+        assert!(encode_connect(&mut buf, "h:1", Some("Basic a\nb")).is_err());
+        assert!(buf.is_empty());
     }
 }

@@ -300,7 +300,7 @@ impl Proxy {
                 decode(u.username()),
                 decode(u.password().unwrap_or(""))
             );
-            format!("Basic {}", crate::tls::base64(creds.as_bytes()))
+            format!("Basic {}", crate::text::base64(creds.as_bytes()))
         });
         Ok(Proxy {
             host,
@@ -308,4 +308,30 @@ impl Proxy {
             auth,
         })
     }
+}
+
+/// Wakes the engine from another thread (for sources that wait for input).
+#[derive(Debug, Clone)]
+pub struct Notifier(pub(crate) std::sync::Arc<mio::Waker>);
+
+impl Notifier {
+    /// Makes the engine run a loop turn (and ask its source again) soon.
+    pub fn notify(&self) {
+        let _ = self.0.wake();
+    }
+}
+
+/// Counters the engine keeps, for progress displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests pulled from the source.
+    pub started: u64,
+    /// Requests finished (`on_done` called).
+    pub done: u64,
+    /// Of those, finished with an error.
+    pub errors: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// Requests in flight now.
+    pub active: usize,
 }

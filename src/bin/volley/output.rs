@@ -37,7 +37,7 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 /// Appends `n` in decimal without the formatting machinery.
 fn num(out: &mut Vec<u8>, n: u64) {
     let mut d = [0u8; 20];
-    out.extend_from_slice(volley::codec::request::fmt_u64(n, &mut d));
+    out.extend_from_slice(volley::text::fmt_u64(n, &mut d));
 }
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {

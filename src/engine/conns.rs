@@ -1,0 +1,291 @@
+//! The engine's connections: the slab slot each lives in, and moving a request over
+//! them — opening what a dialer started, sending, reading, and handing a finished
+//! connection to the pool or closing it.
+//!
+//! Part of the driver with `mod.rs` and `task.rs`; the bytes themselves are
+//! `exchange`'s, the counting the `pool`'s.
+//!
+//! Invariants:
+//! - a connection in the slab is registered with the poll under its slab key and
+//!   counted open in the pool from its dial until `close_conn` (a socket dropped by
+//!   `drop_conn_socket` alone is a failed connect whose pool slot stays with its task);
+//! - a pooled connection has no task and one idle timer; a busy one has a task and
+//!   no idle timer.
+
+use super::dial::Step;
+use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
+use super::pool::Key;
+use super::redirect::{self, Decision};
+use super::task::{still_waiting, TaskState};
+use super::{deadline, Engine, Handler, Source, TimerRef};
+use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
+use crate::codec::{Coding, ContentDecoder};
+use crate::conn::Conn;
+use crate::error::{Error, ErrorKind};
+use crate::timer::TimerKey;
+use mio::{Interest, Token};
+use std::rc::Rc;
+
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub(super) conn: Conn,
+    /// Pool key: host, tls, port.
+    pub(super) host: Rc<str>,
+    pub(super) tls: bool,
+    pub(super) port: u16,
+    pub(super) content: ContentDecoder,
+    pub(super) task: Option<usize>,
+    pub(super) idle_timer: Option<TimerKey>,
+    /// A readable event arrived while the request was still being written.
+    pub(super) readable: bool,
+}
+
+impl Slot {
+    pub(super) fn key(&self) -> Key<'_> {
+        Key {
+            host: &self.host,
+            tls: self.tls,
+            port: self.port,
+        }
+    }
+}
+
+impl<S: Source, H: Handler> Engine<S, H> {
+    /// Registers a connection the dialer started and puts it in the slab.
+    pub(super) fn open_conn(&mut self, t: usize, conn: Conn) -> Step {
+        let c = self.conns.vacant_key();
+        let cur = self.tasks[t].a.url(&self.tasks[t].first);
+        let mut slot = Slot {
+            conn,
+            host: Rc::from(cur.host()),
+            tls: cur.tls,
+            port: cur.port,
+            content: ContentDecoder::new(Coding::Identity, 0),
+            task: Some(t),
+            idle_timer: None,
+            readable: false,
+        };
+        let registered = self.poll.registry().register(
+            &mut slot.conn.sock,
+            Token(c),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if let Err(e) = registered {
+            let peer = slot.conn.peer.clone();
+            return self.with_dialer(t, None, |d, ctx, _, _, _| d.open_failed(&peer, &e, ctx));
+        }
+        self.conns.insert(slot);
+        self.stats.connections += 1;
+        self.tasks[t].a.conn = Some(c);
+        self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
+            Some(conn) => d.opened(conn, rbuf, ctx, timings),
+            None => Step::Retry,
+        })
+    }
+
+    /// Encodes the request for the task's current URL on connection `c` and writes it.
+    pub(super) fn send(&mut self, t: usize, c: usize) {
+        let task = &mut self.tasks[t];
+        let spec = &task.spec;
+        let (method, body): (&str, &[u8]) = if task.a.as_get {
+            ("GET", b"")
+        } else {
+            (&spec.method, &spec.body)
+        };
+        let cur = task.a.url(&task.first);
+        let via_proxy = self.cfg.proxy.as_ref().filter(|_| !cur.tls);
+        let started = exchange::start(
+            &mut self.conns[c].conn,
+            &RequestHead {
+                method,
+                target: match via_proxy {
+                    Some(_) => cur.url.as_str(),
+                    None => cur.origin_form(),
+                },
+                host: cur.host_for_header(),
+                port: cur.explicit_port(),
+                defaults: &DEFAULT_HEADERS,
+                headers: &spec.headers,
+                body,
+                close: !self.cfg.keepalive,
+                proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),
+            },
+        );
+        if let Err(e) = started {
+            self.fail(t, e, true);
+            return;
+        }
+        task.state = TaskState::Exchanging;
+        task.a.exchange = Exchange::default();
+        self.set_phase(t, deadline::Phase::Read);
+        self.write(t, c);
+    }
+
+    /// Writes what is left of the request; reads at once if the response was
+    /// already signalled.
+    pub(super) fn write(&mut self, t: usize, c: usize) {
+        let slot = &mut self.conns[c];
+        let reused = slot.conn.served > 0;
+        match exchange::write(&mut slot.conn, &mut self.tasks[t].a.exchange, self.now) {
+            Ok(w) => {
+                if w.moved {
+                    self.touch_read(t);
+                }
+                if w.done && std::mem::take(&mut self.conns[c].readable) {
+                    self.read(t, c, true);
+                }
+            }
+            Err(e) => self.exchange_failed(t, c, e, reused),
+        }
+    }
+
+    /// Reads the response on `c`, deciding redirects at its head, and acts on how
+    /// the read turn ended.
+    pub(super) fn read(&mut self, t: usize, c: usize, drain: bool) {
+        let slot = &mut self.conns[c];
+        let reused = slot.conn.served > 0;
+        let task = &mut self.tasks[t];
+        let a = &mut task.a;
+        let cur = a.hop.as_ref().unwrap_or(&task.first);
+        let (redirects, as_get) = (&mut a.redirects, &mut a.as_get);
+        let method = task.spec.method.as_str();
+        let policy = redirect::Policy {
+            follow: self.cfg.follow,
+            max: self.cfg.max_redirects,
+        };
+        let read = exchange::read(
+            &mut slot.conn,
+            &mut slot.content,
+            Bufs {
+                read: &mut self.rbuf,
+                decoded: &mut self.cbuf,
+            },
+            drain,
+            self.now,
+            &mut a.exchange,
+            &mut a.resp,
+            &mut a.timings,
+            Sink {
+                handler: &mut self.handler,
+                tag: task.tag,
+                url: cur.url.as_str(),
+                max_body: self.cfg.max_body,
+            },
+            |status, location| {
+                let hop = redirect::Hop {
+                    url: cur,
+                    method,
+                    as_get: *as_get,
+                    followed: redirects.len(),
+                };
+                match redirect::decide(status, location, hop, policy) {
+                    Decision::Final { location } => Verdict::Final(location),
+                    Decision::Follow {
+                        next,
+                        record,
+                        as_get: get,
+                    } => {
+                        redirects.push(record);
+                        *as_get = get;
+                        Verdict::Follow(next)
+                    }
+                    Decision::TooMany(e) => Verdict::Fail(e),
+                }
+            },
+        );
+        match read {
+            Read::Pending { progressed } => {
+                if progressed {
+                    self.touch_read(t);
+                }
+            }
+            Read::Done { reusable } => self.response_done(t, c, reusable),
+            Read::Failed(e) => {
+                self.release_conn(c, true);
+                self.fail(t, e, true);
+            }
+            Read::Broken(e) => self.exchange_failed(t, c, e, reused),
+        }
+    }
+
+    /// The exchange on `c` failed. A reused connection that died before any response
+    /// byte was stale: retry on a fresh one without counting an attempt.
+    pub(super) fn exchange_failed(&mut self, t: usize, c: usize, e: Error, reused: bool) {
+        let stale =
+            reused && !self.conns[c].conn.got_response_bytes() && e.kind == ErrorKind::Closed;
+        self.release_conn(c, true);
+        if stale {
+            self.tasks[t].a.conn = None;
+            self.start_hop(t);
+            return;
+        }
+        let after_response = self.tasks[t].a.resp.status.is_some();
+        self.fail(t, e, after_response);
+    }
+
+    pub(super) fn response_done(&mut self, t: usize, c: usize, reusable: bool) {
+        self.conns[c].conn.served += 1;
+        let keep = reusable && self.cfg.keepalive;
+        self.release_conn(c, !keep);
+        let a = &mut self.tasks[t].a;
+        a.conn = None;
+        if let Some(next) = a.exchange.follow.take() {
+            a.hop = Some(next);
+            self.start_hop(t);
+            return;
+        }
+        self.finish(t, None);
+    }
+
+    /// Detaches `c` from its task and pools it, or closes it.
+    pub(super) fn release_conn(&mut self, c: usize, close: bool) {
+        let Some(slot) = self.conns.get_mut(c) else {
+            return;
+        };
+        slot.task = None;
+        if close || !slot.conn.make_idle() {
+            self.close_conn(c);
+            return;
+        }
+        // Pool it: hand to a waiter of the same key first.
+        let tasks = &self.tasks;
+        if let Some(w) = self
+            .pool
+            .put_idle(slot.key(), c, |w| still_waiting(tasks, w))
+        {
+            self.reuse_for(w, c);
+            return;
+        }
+        let at = self.deadline_ms(self.cfg.idle_timeout);
+        self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
+    }
+
+    /// Takes `c` out of the pool's idle list (it is about to close).
+    pub(super) fn remove_idle(&mut self, c: usize) {
+        if let Some(s) = self.conns.get(c) {
+            self.pool.remove_idle(s.key(), c);
+        }
+    }
+
+    /// Closes a connection that is registered and counted in the pool.
+    pub(super) fn close_conn(&mut self, c: usize) {
+        let Some(slot) = self.drop_conn_socket(c) else {
+            return;
+        };
+        let tasks = &self.tasks;
+        if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
+            self.start_hop(w);
+        }
+    }
+
+    /// Deregisters and drops the socket without touching the pool's counts (a
+    /// connect attempt that failed: the pool slot stays with the task).
+    pub(super) fn drop_conn_socket(&mut self, c: usize) -> Option<Slot> {
+        let mut slot = self.conns.try_remove(c)?;
+        if let Some(k) = slot.idle_timer.take() {
+            self.wheel.cancel(k);
+        }
+        let _ = self.poll.registry().deregister(&mut slot.conn.sock);
+        Some(slot)
+    }
+}

@@ -1,0 +1,526 @@
+//! The way to a ready connection, as a state machine of its own:
+//! resolve → address policy → connect (address after address) → proxy tunnel → TLS.
+//!
+//! A [`Dialer`] belongs to one hop of one task. The engine feeds it the resolver's
+//! answer, the new connection's readiness and the time, and it answers with a
+//! [`Step`]: wait, open this socket, drop that one and try the next address, out of
+//! file descriptors, ready, or failed. It never touches the poll registry, the pool,
+//! the wheel or the task: the engine registers the sockets it hands out, frees file
+//! descriptors, and keeps the deadline.
+//!
+//! Invariants:
+//! - addresses are tried in the resolver's order, each at most once (a try refused for
+//!   lack of file descriptors is not counted as a try);
+//! - when every address has failed, the error is the last connect error;
+//! - the stage timings are measured from the moment the stage began: `dns` from the
+//!   dialer's start, `connect` from the socket's start (plus the proxy tunnel), `tls`
+//!   from the connected (or tunneled) socket;
+//! - the dialer holds one connection at a time today; the state is per dial, so a
+//!   later happy-eyeballs dialer can hold several.
+
+use super::api::{Config, Proxy, Timings};
+use crate::codec::request::encode_connect;
+use crate::conn::{connect_error, Conn, Flow, Phase, ReadEnd, ReadEvent};
+use crate::error::{Error, ErrorKind};
+use crate::resolve::Addrs;
+use crate::socket::Peer;
+use crate::target::Target;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the dialer wants done next.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Wait for readiness (or the resolver).
+    Pending,
+    /// Register this new connection, then hand it to [`Dialer::opened`] (or, when
+    /// registration fails, call [`Dialer::open_failed`]).
+    Open(Conn),
+    /// The current connection failed: drop its socket, then call [`Dialer::next`].
+    Retry,
+    /// Out of file descriptors: free one and call [`Dialer::next`], or wait.
+    NoFds,
+    /// The connection is ready for the request.
+    Ready,
+    /// The dial failed; `final_` forbids a retry.
+    Failed {
+        /// Why.
+        error: Error,
+        /// No retry (TLS failure, policy, the proxy's refusal).
+        final_: bool,
+    },
+}
+
+/// What a dial needs to know, borrowed from the engine for one call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    /// The engine's configuration.
+    pub cfg: &'a Config,
+    /// The URL of the hop being dialed.
+    pub target: &'a Target,
+    /// The TLS client configuration.
+    pub tls: &'a Arc<rustls::ClientConfig>,
+    /// The time of this call.
+    pub now: Instant,
+}
+
+/// Where a hop's connections go: the proxy, when there is one, else the target.
+pub(crate) fn dial_to<'a>(cfg: &'a Config, target: &'a Target) -> (&'a str, u16) {
+    match &cfg.proxy {
+        Some(p) => (&p.host, p.port),
+        None => (target.host(), target.port),
+    }
+}
+
+/// True when an error says the process is out of file descriptors.
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// A failure of the proxy to give a tunnel: a `connect` error.
+fn proxy_error(detail: &str) -> Error {
+    Error::new(ErrorKind::Connect, format!("proxy: {detail}"))
+}
+
+/// One dial; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Dialer {
+    /// The addresses, once resolved (empty for a Unix socket).
+    addrs: Option<Addrs>,
+    next: usize,
+    last_error: Option<Error>,
+    stage_start: Instant,
+    /// A readable event arrived while the CONNECT request was still being written.
+    readable: bool,
+}
+
+impl Dialer {
+    /// A dial starting at `now` (resolution first).
+    pub fn new(now: Instant) -> Dialer {
+        Dialer {
+            addrs: None,
+            next: 0,
+            last_error: None,
+            stage_start: now,
+            readable: false,
+        }
+    }
+
+    /// True while waiting for the resolver.
+    pub fn resolving(&self) -> bool {
+        self.addrs.is_none()
+    }
+
+    /// Every connection goes to `--unix-socket`: nothing to resolve.
+    pub fn skip_resolution(&mut self, ctx: Ctx<'_>) -> Step {
+        self.addrs = Some(Arc::from([]));
+        self.next(ctx)
+    }
+
+    /// The resolver answered: applies `--allow`/`--deny`, then connects.
+    pub fn resolved(&mut self, addrs: Addrs, ctx: Ctx<'_>, timings: &mut Timings) -> Step {
+        let policy = &ctx.cfg.addresses;
+        let addrs = if policy.is_open() || addrs.iter().all(|&a| policy.permits(a)) {
+            addrs
+        } else {
+            let allowed: Vec<_> = addrs
+                .iter()
+                .copied()
+                .filter(|&a| policy.permits(a))
+                .collect();
+            if allowed.is_empty() {
+                let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                let error = Error::new(
+                    ErrorKind::Denied,
+                    format!(
+                        "every address of {} ({}) is outside --allow or inside --deny",
+                        ctx.target.host(),
+                        list.join(", ")
+                    ),
+                );
+                return Step::Failed {
+                    error,
+                    final_: true,
+                };
+            }
+            allowed.into()
+        };
+        timings.dns = Some(ctx.now.duration_since(self.stage_start));
+        self.addrs = Some(addrs);
+        self.next = 0;
+        self.next(ctx)
+    }
+
+    /// Starts a connect to the next address; fails when none is left.
+    pub fn next(&mut self, ctx: Ctx<'_>) -> Step {
+        let Some(addrs) = self.addrs.clone() else {
+            return Step::Pending;
+        };
+        let unix = ctx.cfg.unix_socket.as_ref();
+        let peers = if unix.is_some() { 1 } else { addrs.len() };
+        loop {
+            if self.next >= peers {
+                let error = self
+                    .last_error
+                    .take()
+                    .unwrap_or_else(|| Error::new(ErrorKind::Connect, "no addresses left to try"));
+                return Step::Failed {
+                    error,
+                    final_: false,
+                };
+            }
+            let peer = match unix {
+                Some(path) => Peer::Unix(path.clone()),
+                None => Peer::Tcp(SocketAddr::new(
+                    addrs[self.next],
+                    dial_to(ctx.cfg, ctx.target).1,
+                )),
+            };
+            self.next += 1;
+            self.stage_start = ctx.now;
+            match Conn::connect(peer.clone(), ctx.cfg.limits) {
+                Ok(conn) => return Step::Open(conn),
+                Err(e) if is_fd_exhaustion(&e) => {
+                    self.next -= 1;
+                    return Step::NoFds;
+                }
+                Err(e) => self.last_error = Some(connect_error(&e, &peer)),
+            }
+        }
+    }
+
+    /// The connection [`Step::Open`] gave could not be registered: the next address.
+    pub fn open_failed(&mut self, peer: &Peer, e: &io::Error, ctx: Ctx<'_>) -> Step {
+        self.last_error = Some(Error::new(ErrorKind::Connect, format!("{peer}: {e}")));
+        self.next(ctx)
+    }
+
+    /// The connection [`Step::Open`] gave is registered: a near peer (loopback, the
+    /// same host) has often accepted already, so it is checked at once rather than
+    /// after a poll round trip.
+    pub fn opened(
+        &mut self,
+        conn: &mut Conn,
+        rbuf: &mut [u8],
+        ctx: Ctx<'_>,
+        timings: &mut Timings,
+    ) -> Step {
+        self.connect_progress(conn, rbuf, ctx, timings)
+    }
+
+    /// Readiness on the connection being dialed.
+    pub fn on_ready(
+        &mut self,
+        conn: &mut Conn,
+        readable: bool,
+        writable: bool,
+        rbuf: &mut [u8],
+        ctx: Ctx<'_>,
+        timings: &mut Timings,
+    ) -> Step {
+        match conn.phase {
+            Phase::Connecting if readable || writable => {
+                self.connect_progress(conn, rbuf, ctx, timings)
+            }
+            Phase::Tunneling => {
+                if readable {
+                    self.readable = true;
+                }
+                if conn.wpos_done() {
+                    if std::mem::take(&mut self.readable) {
+                        return self.tunnel_read(conn, rbuf, ctx, timings);
+                    }
+                    Step::Pending
+                } else if writable {
+                    self.tunnel_write(conn, rbuf, ctx, timings)
+                } else {
+                    Step::Pending
+                }
+            }
+            Phase::Handshaking if readable || writable => self.handshake(conn, ctx, timings),
+            _ => Step::Pending,
+        }
+    }
+
+    /// Checks a connect in progress; once connected, opens a proxy tunnel, starts TLS,
+    /// or is ready.
+    fn connect_progress(
+        &mut self,
+        conn: &mut Conn,
+        rbuf: &mut [u8],
+        ctx: Ctx<'_>,
+        timings: &mut Timings,
+    ) -> Step {
+        match conn.finish_connect() {
+            Ok(false) => Step::Pending,
+            Ok(true) => {
+                timings.connect = Some(ctx.now.duration_since(self.stage_start));
+                self.stage_start = ctx.now;
+                match ctx.cfg.proxy.as_ref().filter(|_| ctx.target.tls) {
+                    Some(proxy) => self.open_tunnel(proxy, conn, rbuf, ctx, timings),
+                    None => self.secure(conn, ctx, timings),
+                }
+            }
+            Err(e) => {
+                self.last_error = Some(e);
+                Step::Retry
+            }
+        }
+    }
+
+    /// On a connected (or tunneled) socket: the TLS handshake for https, else ready.
+    fn secure(&mut self, conn: &mut Conn, ctx: Ctx<'_>, timings: &mut Timings) -> Step {
+        if !ctx.target.tls {
+            return Step::Ready;
+        }
+        let started = crate::tls::server_name(ctx.target.host(), ctx.target.ip)
+            .map_err(|e| Error::new(ErrorKind::Tls, e))
+            .and_then(|n| conn.start_tls(ctx.tls.clone(), n));
+        match started {
+            Ok(()) => self.handshake(conn, ctx, timings),
+            Err(error) => Step::Failed {
+                error,
+                final_: true,
+            },
+        }
+    }
+
+    fn handshake(&mut self, conn: &mut Conn, ctx: Ctx<'_>, timings: &mut Timings) -> Step {
+        match conn.handshake() {
+            Ok(false) => Step::Pending,
+            Ok(true) => {
+                timings.tls = Some(ctx.now.duration_since(self.stage_start));
+                Step::Ready
+            }
+            Err(error) => Step::Failed {
+                error,
+                final_: true,
+            },
+        }
+    }
+
+    /// Asks the proxy for a tunnel to the https target (`CONNECT host:port`).
+    fn open_tunnel(
+        &mut self,
+        proxy: &Proxy,
+        conn: &mut Conn,
+        rbuf: &mut [u8],
+        ctx: Ctx<'_>,
+        timings: &mut Timings,
+    ) -> Step {
+        conn.wbuf.clear();
+        let authority = format!("{}:{}", ctx.target.host_for_header(), ctx.target.port);
+        if let Err(error) = encode_connect(&mut conn.wbuf, &authority, proxy.auth.as_deref()) {
+            return Step::Failed {
+                error,
+                final_: true,
+            };
+        }
+        conn.start_tunnel();
+        self.tunnel_write(conn, rbuf, ctx, timings)
+    }
+
+    fn tunnel_write(
+        &mut self,
+        conn: &mut Conn,
+        rbuf: &mut [u8],
+        ctx: Ctx<'_>,
+        timings: &mut Timings,
+    ) -> Step {
+        match conn.write() {
+            Ok((true, _)) if std::mem::take(&mut self.readable) => {
+                self.tunnel_read(conn, rbuf, ctx, timings)
+            }
+            Ok(_) => Step::Pending,
+            Err(e) => Step::Failed {
+                error: proxy_error(&e.detail),
+                final_: false,
+            },
+        }
+    }
+
+    fn tunnel_read(
+        &mut self,
+        conn: &mut Conn,
+        rbuf: &mut [u8],
+        ctx: Ctx<'_>,
+        timings: &mut Timings,
+    ) -> Step {
+        let mut status = None;
+        let end = conn.read(rbuf, true, |ev| match ev {
+            ReadEvent::Head(h, _, _) => {
+                status = Some(h.status);
+                Flow::Continue
+            }
+            ReadEvent::Body(_) => Flow::Continue,
+            ReadEvent::End { .. } => Flow::Stop,
+        });
+        match (end, status) {
+            (ReadEnd::WouldBlock, _) => Step::Pending,
+            (ReadEnd::Finished, Some(s)) if (200..300).contains(&s) => {
+                let tunnel = ctx.now.duration_since(self.stage_start);
+                timings.connect = Some(timings.connect.unwrap_or_default() + tunnel);
+                self.stage_start = ctx.now;
+                conn.phase = Phase::Connecting; // tunnel up; TLS next
+                self.secure(conn, ctx, timings)
+            }
+            (ReadEnd::Finished, s) => Step::Failed {
+                error: proxy_error(&format!(
+                    "the proxy answered CONNECT with {}",
+                    s.map_or_else(|| "nothing".to_string(), |s| s.to_string())
+                )),
+                final_: true,
+            },
+            (ReadEnd::Failed(e), _) => Step::Failed {
+                error: proxy_error(&e.detail),
+                final_: false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cidr::{AddressPolicy, Cidr};
+    use std::net::{IpAddr, TcpListener};
+
+    fn ctx<'a>(cfg: &'a Config, target: &'a Target, tls: &'a Arc<rustls::ClientConfig>) -> Ctx<'a> {
+        Ctx {
+            cfg,
+            target,
+            tls,
+            now: Instant::now(),
+        }
+    }
+
+    fn tls() -> Arc<rustls::ClientConfig> {
+        crate::tls::client_config(&crate::tls::TlsOptions::default()).unwrap()
+    }
+
+    fn addrs(list: &[&str]) -> Addrs {
+        list.iter()
+            .map(|a| a.parse::<IpAddr>().unwrap())
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    #[test]
+    fn every_address_denied_is_final() {
+        let cfg = Config {
+            addresses: AddressPolicy {
+                allow: vec![],
+                deny: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            },
+            ..Config::default()
+        };
+        let (t, tls) = (Target::parse("http://a.test/").unwrap(), tls());
+        let mut d = Dialer::new(Instant::now());
+        assert!(d.resolving());
+        let mut timings = Timings::default();
+        match d.resolved(
+            addrs(&["127.0.0.1", "127.0.0.2"]),
+            ctx(&cfg, &t, &tls),
+            &mut timings,
+        ) {
+            Step::Failed { error, final_ } => {
+                assert!(final_);
+                assert_eq!(error.kind, ErrorKind::Denied);
+                assert_eq!(
+                    error.detail,
+                    "every address of a.test (127.0.0.1, 127.0.0.2) is outside --allow or inside --deny"
+                );
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(timings.dns.is_none(), "a denied answer reports no dns time");
+    }
+
+    #[test]
+    fn no_address_fails_retryably() {
+        let cfg = Config::default();
+        let (t, tls) = (Target::parse("http://a.test/").unwrap(), tls());
+        let mut d = Dialer::new(Instant::now());
+        let mut timings = Timings::default();
+        match d.resolved(addrs(&[]), ctx(&cfg, &t, &tls), &mut timings) {
+            Step::Failed { error, final_ } => {
+                assert!(!final_);
+                assert_eq!(error.kind, ErrorKind::Connect);
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(timings.dns.is_some());
+    }
+
+    #[test]
+    fn addresses_in_order_then_the_last_error() {
+        // A listener's port, then closed: connects there are refused.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = Config::default();
+        let (t, tls) = (
+            Target::parse(&format!("http://a.test:{port}/")).unwrap(),
+            tls(),
+        );
+        let mut d = Dialer::new(Instant::now());
+        let mut timings = Timings::default();
+        let mut rbuf = [0u8; 512];
+        let mut step = d.resolved(
+            addrs(&["127.0.0.1", "127.0.0.2"]),
+            ctx(&cfg, &t, &tls),
+            &mut timings,
+        );
+        let mut peers = Vec::new();
+        let end = loop {
+            step = match step {
+                Step::Open(mut conn) => {
+                    peers.push(conn.peer.to_string());
+                    let mut poll = mio::Poll::new().unwrap();
+                    let mut events = mio::Events::with_capacity(4);
+                    let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+                    poll.registry()
+                        .register(&mut conn.sock, mio::Token(0), interest)
+                        .unwrap();
+                    let mut s = d.opened(&mut conn, &mut rbuf, ctx(&cfg, &t, &tls), &mut timings);
+                    // Wait for the connect to settle (bounded: a refused loopback
+                    // connect is reported within milliseconds).
+                    for _ in 0..50 {
+                        if !matches!(s, Step::Pending) {
+                            break;
+                        }
+                        let wait = Some(std::time::Duration::from_millis(100));
+                        poll.poll(&mut events, wait).unwrap();
+                        s = d.on_ready(
+                            &mut conn,
+                            true,
+                            true,
+                            &mut rbuf,
+                            ctx(&cfg, &t, &tls),
+                            &mut timings,
+                        );
+                    }
+                    s
+                }
+                Step::Retry => d.next(ctx(&cfg, &t, &tls)),
+                s => break s,
+            };
+        };
+        assert_eq!(
+            peers,
+            [format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}")]
+        );
+        match end {
+            Step::Failed { error, final_ } => {
+                assert!(!final_);
+                assert_eq!(error.kind, ErrorKind::ConnectRefused);
+                assert!(error.detail.starts_with("127.0.0.2:"), "{}", error.detail);
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! One request and its response on a ready connection: encoding the request into the
+//! connection's buffer, writing it, and reading the response head and body through
+//! the content decoder to the handler.
+//!
+//! These functions act on the connection and buffers they are given and report what
+//! happened; the engine decides what it means for the task (deadlines, pooling,
+//! retries, the next hop). What a head means (a redirect to follow, the final answer,
+//! too many redirects) is asked of the engine through a `decide` callback, so this
+//! module knows no redirect rule.
+//!
+//! Invariants:
+//! - a followed redirect's body is read and discarded, never decoded or handed on;
+//! - the handler sees `on_head` once per final response, then its decoded body in
+//!   order, never more than `--max-body` bytes of it (then the connection is closed);
+//! - a response counts as complete only when the decoder has flushed and checked the
+//!   content coding's end.
+
+use super::api::{Handler, ResponseHead, Timings};
+use crate::codec::request::{encode, RequestHead};
+use crate::codec::ContentDecoder;
+use crate::conn::{Conn, Flow, ReadEnd, ReadEvent};
+use crate::error::Error;
+use crate::target::Target;
+use std::time::Instant;
+
+/// The final response of an attempt, as reported in the `Outcome`.
+#[derive(Debug, Default)]
+pub(crate) struct Response {
+    /// Status of the final response.
+    pub status: Option<u16>,
+    /// Its Content-Length.
+    pub content_length: Option<u64>,
+    /// Decoded body bytes handed to the handler.
+    pub bytes: u64,
+    /// The body was cut at `--max-body`.
+    pub capped: bool,
+    /// An unfollowed redirect's resolved target.
+    pub location: Option<String>,
+}
+
+/// One hop's exchange state, fresh for every request sent.
+#[derive(Debug, Default)]
+pub(crate) struct Exchange {
+    /// When the first request byte left.
+    pub sent_at: Option<Instant>,
+    /// The response is a redirect being followed, to this URL: its body is discarded.
+    pub follow: Option<Target>,
+}
+
+/// What the engine decided about a response head.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Follow a redirect to this URL.
+    Follow(Target),
+    /// The final response; the resolved `Location` of an unfollowed redirect.
+    Final(Option<String>),
+    /// Give up (too many redirects).
+    Fail(Error),
+}
+
+/// How a read turn ended.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// More bytes are needed; `progressed` when some arrived.
+    Pending {
+        /// Bytes arrived in this turn.
+        progressed: bool,
+    },
+    /// The response is complete; `reusable` when the connection may be pooled.
+    Done {
+        /// The connection may carry another request.
+        reusable: bool,
+    },
+    /// The response cannot be used (a decoding error, too many redirects): close the
+    /// connection and fail without retry.
+    Failed(Error),
+    /// The connection failed (EOF, reset, protocol error).
+    Broken(Error),
+}
+
+/// Encodes `head` into the connection's buffer and readies it for writing.
+#[inline]
+pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
+    conn.wbuf.clear();
+    encode(&mut conn.wbuf, head)?;
+    conn.start_request(head.method.eq_ignore_ascii_case("HEAD"));
+    Ok(())
+}
+
+/// The scratch buffers the engine lends for a read turn.
+#[derive(Debug)]
+pub(crate) struct Bufs<'a> {
+    /// Socket reads land here.
+    pub read: &'a mut [u8],
+    /// Decoded body bytes land here.
+    pub decoded: &'a mut [u8],
+}
+
+/// Who hears about the response.
+#[derive(Debug)]
+pub(crate) struct Sink<'a, H> {
+    /// The handler.
+    pub handler: &'a mut H,
+    /// The request's tag.
+    pub tag: u64,
+    /// The URL of this hop (for `ResponseHead::url`).
+    pub url: &'a str,
+    /// `--max-body`.
+    pub max_body: u64,
+}
+
+/// Reads what the connection has, feeding the handler; see the module docs.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn read<H: Handler>(
+    conn: &mut Conn,
+    content: &mut ContentDecoder,
+    bufs: Bufs<'_>,
+    drain: bool,
+    now: Instant,
+    ex: &mut Exchange,
+    resp: &mut Response,
+    timings: &mut Timings,
+    sink: Sink<'_, H>,
+    mut decide: impl FnMut(u16, Option<&[u8]>) -> Verdict,
+) -> Read {
+    let before = conn.received;
+    let handler = sink.handler;
+    let tag = sink.tag;
+    let cbuf = bufs.decoded;
+    let mut after: Option<Read> = None;
+    let end = conn.read(bufs.read, drain, |ev| match ev {
+        ReadEvent::Head(h, fields, buf) => {
+            timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
+            let location = h.location.clone().map(|r| &buf[r]);
+            match decide(h.status, location) {
+                Verdict::Fail(e) => {
+                    after = Some(Read::Failed(e));
+                    return Flow::Stop;
+                }
+                Verdict::Follow(next) => {
+                    ex.follow = Some(next);
+                    return Flow::Continue;
+                }
+                Verdict::Final(location) => resp.location = location,
+            }
+            resp.status = Some(h.status);
+            resp.content_length = h.content_length;
+            resp.bytes = 0;
+            resp.capped = false;
+            content.reset(h.coding, sink.max_body);
+            handler.on_head(
+                tag,
+                &ResponseHead {
+                    status: h.status,
+                    url: sink.url,
+                    content_length: h.content_length,
+                    fields,
+                    buf,
+                },
+            );
+            Flow::Continue
+        }
+        ReadEvent::Body(mut data) => {
+            if ex.follow.is_some() {
+                return Flow::Continue; // a followed redirect's body is discarded
+            }
+            loop {
+                match content.decode(data, cbuf) {
+                    Ok((used, made)) => {
+                        if made > 0 {
+                            handler.on_body(tag, &cbuf[..made]);
+                            resp.bytes += made as u64;
+                        }
+                        data = &data[used..];
+                        if content.capped() {
+                            resp.capped = true;
+                            after = Some(Read::Done { reusable: false });
+                            return Flow::Stop;
+                        }
+                        if used == 0 && made == 0 {
+                            return Flow::Continue;
+                        }
+                    }
+                    Err(e) => {
+                        after = Some(Read::Failed(e));
+                        return Flow::Stop;
+                    }
+                }
+            }
+        }
+        ReadEvent::End { reusable } => {
+            if ex.follow.is_none() {
+                // Take output the inflater still holds, then check completeness.
+                loop {
+                    match content.decode(&[], cbuf) {
+                        Ok((_, 0)) => break,
+                        Ok((_, made)) => {
+                            handler.on_body(tag, &cbuf[..made]);
+                            resp.bytes += made as u64;
+                        }
+                        Err(e) => {
+                            after = Some(Read::Failed(e));
+                            return Flow::Stop;
+                        }
+                    }
+                }
+                resp.capped |= content.capped();
+                if let Err(e) = content.finish() {
+                    after = Some(Read::Failed(e));
+                    return Flow::Stop;
+                }
+            }
+            after = Some(Read::Done { reusable });
+            Flow::Stop
+        }
+    });
+    match end {
+        ReadEnd::WouldBlock => Read::Pending {
+            progressed: conn.received > before,
+        },
+        ReadEnd::Finished => after.unwrap_or(Read::Pending { progressed: false }),
+        ReadEnd::Failed(e) => Read::Broken(e),
+    }
+}
+
+/// What a write turn did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    /// The whole request has been handed to the socket.
+    pub done: bool,
+    /// Some byte moved in this turn.
+    pub moved: bool,
+}
+
+/// Writes the request until done or `WouldBlock`, noting when the first byte left.
+#[inline]
+pub(crate) fn write(conn: &mut Conn, ex: &mut Exchange, now: Instant) -> Result<Written, Error> {
+    let (done, moved) = conn.write()?;
+    if moved && ex.sent_at.is_none() {
+        ex.sent_at = Some(now);
+    }
+    Ok(Written { done, moved })
+}

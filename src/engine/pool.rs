@@ -1,0 +1,364 @@
+//! The keep-alive pool: per scheme/host/port, the connections open (for
+//! `--per-host`), the idle ones ready for reuse, and the tasks waiting for a
+//! connection slot.
+//!
+//! The pool only counts and hands out: it never opens, closes or dials anything, and
+//! knows tasks and connections only as slab keys. The engine asks it for a connection
+//! ([`Pool::acquire`]), tells it when one closes ([`Pool::closed`]) or goes idle
+//! ([`Pool::put_idle`]), and acts on the answers.
+//!
+//! Invariants:
+//! - `open` counts every connection of the key that is not closed (dialing, busy or
+//!   idle), and a dial reserved but not yet connected; it changes in exactly two
+//!   places, [`Pool::acquire`] (+1, answering [`Acquire::Dial`]) and [`Pool::closed`]
+//!   (−1), and debug builds assert it never goes below zero;
+//! - `idle` holds only connections in `Phase::Idle`, most recently used last (reuse
+//!   takes the last: the one least likely to have been closed by the server);
+//! - a waiter holds a concurrency slot but no deadline runs for it;
+//! - an entry that holds nothing is dropped, so memory stays flat over millions of
+//!   distinct hosts. Entries are keyed by host name, then (tls, port): lookups by
+//!   `&str` allocate nothing. Later per-host state (politeness, limits) belongs in
+//!   [`Entry`].
+
+use std::collections::{HashMap, VecDeque};
+
+/// A pool key: scheme (as `tls`), host and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key<'a> {
+    /// Host name or IP literal, as in the URL.
+    pub host: &'a str,
+    /// https.
+    pub tls: bool,
+    /// Port.
+    pub port: u16,
+}
+
+/// The state of one key.
+#[derive(Debug, Default)]
+struct Entry {
+    tls: bool,
+    port: u16,
+    open: usize,
+    idle: Vec<usize>,
+    waiters: VecDeque<usize>,
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.open == 0 && self.waiters.is_empty()
+    }
+}
+
+/// What [`Pool::acquire`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquire {
+    /// Reuse this idle connection (already taken out of the pool).
+    Idle(usize),
+    /// A connection slot is reserved: dial a new connection.
+    Dial,
+    /// The per-host limit is reached: the task now waits for a slot.
+    Wait,
+}
+
+/// The keep-alive pool; see the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    map: HashMap<String, Vec<Entry>>,
+}
+
+impl Pool {
+    fn find(&mut self, k: Key<'_>) -> Option<&mut Entry> {
+        self.map
+            .get_mut(k.host)?
+            .iter_mut()
+            .find(|e| e.tls == k.tls && e.port == k.port)
+    }
+
+    fn entry(&mut self, k: Key<'_>) -> &mut Entry {
+        if !self.map.contains_key(k.host) {
+            self.map.insert(k.host.to_string(), Vec::new());
+        }
+        let v = self.map.get_mut(k.host).expect("inserted above");
+        let i = match v.iter().position(|e| e.tls == k.tls && e.port == k.port) {
+            Some(i) => i,
+            None => {
+                v.push(Entry {
+                    tls: k.tls,
+                    port: k.port,
+                    ..Entry::default()
+                });
+                v.len() - 1
+            }
+        };
+        &mut v[i]
+    }
+
+    /// Drops the entry for a key when it holds nothing.
+    fn prune(&mut self, k: Key<'_>) {
+        if let Some(v) = self.map.get_mut(k.host) {
+            v.retain(|e| e.tls != k.tls || e.port != k.port || !e.is_empty());
+            if v.is_empty() {
+                self.map.remove(k.host);
+            }
+        }
+    }
+
+    /// A connection for task `task` to `k`: an idle one, a reserved slot to dial
+    /// (`per_host` 0: no limit), or a place among the waiters.
+    pub fn acquire(&mut self, k: Key<'_>, task: usize, per_host: usize) -> Acquire {
+        let e = self.entry(k);
+        if let Some(c) = e.idle.pop() {
+            return Acquire::Idle(c);
+        }
+        if per_host > 0 && e.open >= per_host {
+            e.waiters.push_back(task);
+            return Acquire::Wait;
+        }
+        e.open += 1;
+        Acquire::Dial
+    }
+
+    /// A connection of `k` (or a reserved dial) is gone. Answers the next waiter that
+    /// `still_waiting` confirms; the caller starts it again (it then acquires the
+    /// freed slot, or an idle connection).
+    pub fn closed(&mut self, k: Key<'_>, still_waiting: impl Fn(usize) -> bool) -> Option<usize> {
+        let Some(e) = self.find(k) else {
+            debug_assert!(false, "closed a connection of an unknown key {k:?}");
+            return None;
+        };
+        debug_assert!(e.open > 0, "open count of {k:?} below zero");
+        e.open = e.open.saturating_sub(1);
+        let w = pop_waiter(e, &still_waiting);
+        if w.is_none() {
+            self.prune(k);
+        }
+        w
+    }
+
+    /// Connection `c` of `k` is idle. Answers the waiter that takes it at once, if
+    /// any; else it joins the pool.
+    pub fn put_idle(
+        &mut self,
+        k: Key<'_>,
+        c: usize,
+        still_waiting: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let e = self.entry(k);
+        if let Some(w) = pop_waiter(e, &still_waiting) {
+            return Some(w);
+        }
+        e.idle.push(c);
+        None
+    }
+
+    /// Takes idle connection `c` out of the pool (it is about to close).
+    pub fn remove_idle(&mut self, k: Key<'_>, c: usize) {
+        if let Some(e) = self.find(k) {
+            e.idle.retain(|&x| x != c);
+        }
+    }
+
+    /// Task `task` no longer waits for a slot of `k`.
+    pub fn cancel_wait(&mut self, k: Key<'_>, task: usize) {
+        if let Some(e) = self.find(k) {
+            e.waiters.retain(|&w| w != task);
+        }
+    }
+
+    /// Any idle connection of any host (to free a file descriptor), removed from its
+    /// pool; the caller closes it.
+    pub fn take_any_idle(&mut self) -> Option<usize> {
+        self.map
+            .values_mut()
+            .flat_map(|v| v.iter_mut())
+            .find_map(|e| e.idle.pop())
+    }
+}
+
+/// The next waiter still waiting (waiters that gave up meanwhile are dropped).
+fn pop_waiter(e: &mut Entry, still_waiting: &impl Fn(usize) -> bool) -> Option<usize> {
+    while let Some(w) = e.waiters.pop_front() {
+        if still_waiting(w) {
+            return Some(w);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Key<'static> = Key {
+        host: "a.test",
+        tls: false,
+        port: 80,
+    };
+    const A_TLS: Key<'static> = Key {
+        host: "a.test",
+        tls: true,
+        port: 443,
+    };
+
+    #[test]
+    fn per_host_limit_then_waiter_gets_freed_slot() {
+        let mut p = Pool::default();
+        assert_eq!(p.acquire(A, 1, 2), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, 2), Acquire::Dial);
+        assert_eq!(p.acquire(A, 3, 2), Acquire::Wait);
+        assert_eq!(p.acquire(A_TLS, 4, 2), Acquire::Dial, "keys are separate");
+        // Connection of task 1 closes: task 3 is woken and takes the slot.
+        assert_eq!(p.closed(A, |_| true), Some(3));
+        assert_eq!(p.acquire(A, 3, 2), Acquire::Dial);
+        assert_eq!(p.acquire(A, 5, 2), Acquire::Wait);
+        // Task 5 gave up: skipped, and the slot is simply freed.
+        assert_eq!(p.closed(A, |w| w != 5), None);
+        assert_eq!(p.acquire(A, 6, 2), Acquire::Dial);
+    }
+
+    #[test]
+    fn idle_reuse_is_last_in_first_out_and_waiters_come_first() {
+        let mut p = Pool::default();
+        assert_eq!(p.acquire(A, 1, 0), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, 0), Acquire::Dial);
+        assert_eq!(p.put_idle(A, 10, |_| true), None);
+        assert_eq!(p.put_idle(A, 11, |_| true), None);
+        assert_eq!(p.acquire(A, 3, 0), Acquire::Idle(11));
+        p.remove_idle(A, 10);
+        assert_eq!(p.acquire(A, 4, 1), Acquire::Wait);
+        assert_eq!(p.put_idle(A, 11, |_| true), Some(4));
+        assert_eq!(p.take_any_idle(), None);
+    }
+
+    #[test]
+    fn empty_entries_are_dropped() {
+        let mut p = Pool::default();
+        assert_eq!(p.acquire(A, 1, 0), Acquire::Dial);
+        assert_eq!(p.closed(A, |_| true), None);
+        assert!(p.map.is_empty());
+        assert_eq!(p.acquire(A, 1, 1), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, 1), Acquire::Wait);
+        p.cancel_wait(A, 2);
+        assert_eq!(p.closed(A, |_| true), None);
+        assert!(p.map.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "below zero")]
+    #[cfg(debug_assertions)]
+    fn closing_more_than_opened_is_caught() {
+        let mut p = Pool::default();
+        assert_eq!(p.acquire(A, 1, 1), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, 1), Acquire::Wait);
+        assert_eq!(p.closed(A, |_| false), None);
+        let _ = p.entry(A);
+        p.closed(A, |_| true);
+    }
+
+    /// The engine's use of the pool as a model: connections dialed, busy, idle and
+    /// closed, tasks waiting. Whatever the order, the pool's `open` equals the model's
+    /// count of connections not closed, never exceeds `--per-host`, waiters are
+    /// served first come first served, and an emptied key leaves no entry behind.
+    #[derive(Default)]
+    struct Model {
+        open: usize,
+        busy: Vec<usize>,
+        idle: Vec<usize>,
+        waiting: VecDeque<usize>,
+        next_id: usize,
+    }
+
+    impl Model {
+        fn id(&mut self) -> usize {
+            self.next_id += 1;
+            self.next_id
+        }
+
+        fn start(&mut self, p: &mut Pool, task: usize, limit: usize) {
+            match p.acquire(A, task, limit) {
+                Acquire::Idle(c) => {
+                    assert_eq!(self.idle.pop(), Some(c), "reuse takes the last idle");
+                    self.busy.push(c);
+                }
+                Acquire::Dial => {
+                    assert!(self.idle.is_empty());
+                    self.open += 1;
+                    let c = self.id();
+                    self.busy.push(c);
+                }
+                Acquire::Wait => {
+                    assert!(limit > 0 && self.open >= limit && self.idle.is_empty());
+                    self.waiting.push_back(task);
+                }
+            }
+        }
+
+        fn woken(&mut self, w: Option<usize>) -> Option<usize> {
+            if let Some(w) = w {
+                assert_eq!(self.waiting.pop_front(), Some(w), "first come first served");
+            } else {
+                assert!(self.waiting.is_empty());
+            }
+            w
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_follow_the_model(
+            limit in 0usize..4,
+            ops in proptest::collection::vec((0u8..5, 0usize..8), 0..80),
+        ) {
+            let mut p = Pool::default();
+            let mut m = Model::default();
+            for (op, pick) in ops {
+                match op {
+                    0 => {
+                        let t = m.id();
+                        m.start(&mut p, t, limit);
+                    }
+                    1 if !m.busy.is_empty() => {
+                        m.busy.remove(pick % m.busy.len());
+                        m.open -= 1;
+                        let w = p.closed(A, |_| true);
+                        if let Some(w) = m.woken(w) {
+                            m.start(&mut p, w, limit);
+                        }
+                    }
+                    2 if !m.busy.is_empty() => {
+                        let c = m.busy.remove(pick % m.busy.len());
+                        let w = p.put_idle(A, c, |_| true);
+                        match m.woken(w) {
+                            Some(_) => m.busy.push(c),
+                            None => m.idle.push(c),
+                        }
+                    }
+                    3 if !m.idle.is_empty() => {
+                        let c = m.idle.remove(pick % m.idle.len());
+                        p.remove_idle(A, c);
+                        m.open -= 1;
+                        let w = p.closed(A, |_| true);
+                        if let Some(w) = m.woken(w) {
+                            m.start(&mut p, w, limit);
+                        }
+                    }
+                    4 if !m.waiting.is_empty() => {
+                        let w = m.waiting.remove(pick % m.waiting.len()).unwrap();
+                        p.cancel_wait(A, w);
+                    }
+                    _ => {}
+                }
+                let open = p.find(A).map_or(0, |e| e.open);
+                proptest::prop_assert_eq!(open, m.open);
+                if limit > 0 {
+                    proptest::prop_assert!(m.open <= limit);
+                }
+                let idle = p.find(A).map_or(0, |e| e.idle.len());
+                proptest::prop_assert_eq!(idle, m.idle.len());
+                if m.open == 0 && m.waiting.is_empty() {
+                    proptest::prop_assert!(p.map.is_empty(), "an empty key is dropped");
+                }
+            }
+        }
+    }
+}

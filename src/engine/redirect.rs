@@ -1,0 +1,204 @@
+//! Redirects: what a response head means for the request, as one pure function.
+//!
+//! [`decide`] takes the head's status and `Location`, the current hop and the policy,
+//! and answers: follow (to which URL, with which method), final (with the resolved
+//! `Location` to report), or too many. The engine applies the answer; nothing here
+//! touches a socket, the clock or the task.
+//!
+//! Rules (the contract's): 301, 302, 303, 307 and 308 with a `Location` that resolves
+//! against the current URL are followed when `--follow` is on, up to
+//! `--max-redirects` hops; 303 turns anything but HEAD into a body-less GET, and 301
+//! and 302 turn POST into GET (as browsers do); 307 and 308 keep method and body.
+//! Once a hop has switched to GET, later hops stay GET.
+
+use super::api::Redirect;
+use crate::error::{Error, ErrorKind};
+use crate::target::Target;
+
+/// Where the request stands when a head arrives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hop<'a> {
+    /// The URL of this hop.
+    pub url: &'a Target,
+    /// The request's own method.
+    pub method: &'a str,
+    /// An earlier hop already turned the request into a body-less GET.
+    pub as_get: bool,
+    /// Redirects followed so far.
+    pub followed: usize,
+}
+
+/// The redirect options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// `--follow`.
+    pub follow: bool,
+    /// `--max-redirects`.
+    pub max: u32,
+}
+
+/// What to do with a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Follow: discard this body, record `record`, and request `next` (as a
+    /// body-less GET when `as_get`).
+    Follow {
+        /// The next hop's URL.
+        next: Target,
+        /// The hop being left, for `Outcome::redirects`.
+        record: Redirect,
+        /// Send the next hop as a body-less GET.
+        as_get: bool,
+    },
+    /// The response is the answer. `location` is the resolved `Location` of an
+    /// unfollowed redirect.
+    Final {
+        /// The resolved redirect target, for `Outcome::location`.
+        location: Option<String>,
+    },
+    /// Following would exceed `--max-redirects`.
+    TooMany(Error),
+}
+
+/// True for the statuses that redirect.
+pub(crate) fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Decides what a head with `status` and raw `location` means; see the module docs.
+#[inline]
+pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Policy) -> Decision {
+    if !is_redirect(status) {
+        return Decision::Final { location: None };
+    }
+    let location = location.map(|l| String::from_utf8_lossy(l).into_owned());
+    let resolved = location.as_deref().and_then(|l| hop.url.join(l).ok());
+    let next = match resolved {
+        Some(next) if p.follow => next,
+        resolved => {
+            return Decision::Final {
+                location: resolved.map(|r| r.url.to_string()),
+            }
+        }
+    };
+    if hop.followed as u32 >= p.max {
+        return Decision::TooMany(Error::new(
+            ErrorKind::TooManyRedirects,
+            format!(
+                "more than {} redirects (last to {})",
+                p.max,
+                location.unwrap_or_default()
+            ),
+        ));
+    }
+    let post_like = !hop.as_get && !hop.method.eq_ignore_ascii_case("HEAD");
+    let to_get = status == 303 && post_like
+        || matches!(status, 301 | 302) && hop.method.eq_ignore_ascii_case("POST");
+    Decision::Follow {
+        next,
+        record: Redirect {
+            url: hop.url.url.to_string(),
+            status,
+        },
+        as_get: hop.as_get || to_get,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        Target::parse(s).unwrap()
+    }
+
+    const FOLLOW: Policy = Policy {
+        follow: true,
+        max: 5,
+    };
+
+    fn hop<'a>(url: &'a Target, method: &'a str, as_get: bool, followed: usize) -> Hop<'a> {
+        Hop {
+            url,
+            method,
+            as_get,
+            followed,
+        }
+    }
+
+    #[test]
+    fn method_rewriting_table() {
+        let u = t("http://a.test/x/y");
+        // (status, method, already GET, next as GET?)
+        let table = [
+            (301, "GET", false, false),
+            (301, "POST", false, true),
+            (302, "POST", false, true),
+            (302, "PUT", false, false),
+            (303, "PUT", false, true),
+            (303, "POST", false, true),
+            (303, "HEAD", false, false),
+            (307, "POST", false, false),
+            (308, "POST", false, false),
+            (307, "POST", true, true),
+        ];
+        for (status, method, as_get, want) in table {
+            match decide(status, Some(b"../z?q"), hop(&u, method, as_get, 0), FOLLOW) {
+                Decision::Follow {
+                    next,
+                    record,
+                    as_get,
+                } => {
+                    assert_eq!(next.url.as_str(), "http://a.test/z?q");
+                    assert_eq!(record.url, "http://a.test/x/y");
+                    assert_eq!(record.status, status);
+                    assert_eq!(as_get, want, "{status} {method}");
+                }
+                d => panic!("{status} {method}: {d:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn final_answers() {
+        let u = t("http://a.test/x");
+        let no = Policy {
+            follow: false,
+            max: 5,
+        };
+        type Row<'a> = (u16, Option<&'a [u8]>, Policy, Option<&'a str>);
+        let table: [Row<'_>; 6] = [
+            (200, Some(b"/elsewhere"), FOLLOW, None),
+            (404, None, FOLLOW, None),
+            (301, None, FOLLOW, None),
+            (302, Some(b"http://[bad"), FOLLOW, None),
+            (302, Some(b"/b"), no, Some("http://a.test/b")),
+            (308, Some(b"https://b.test/"), no, Some("https://b.test/")),
+        ];
+        for (status, loc, p, want) in table {
+            assert_eq!(
+                decide(status, loc, hop(&u, "GET", false, 0), p),
+                Decision::Final {
+                    location: want.map(String::from)
+                },
+                "{status} {loc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many() {
+        let u = t("http://a.test/");
+        match decide(302, Some(b"/again"), hop(&u, "GET", false, 5), FOLLOW) {
+            Decision::TooMany(e) => {
+                assert_eq!(e.kind, ErrorKind::TooManyRedirects);
+                assert_eq!(e.detail, "more than 5 redirects (last to /again)");
+            }
+            d => panic!("{d:?}"),
+        }
+        assert!(matches!(
+            decide(302, Some(b"/again"), hop(&u, "GET", false, 4), FOLLOW),
+            Decision::Follow { .. }
+        ));
+    }
+}

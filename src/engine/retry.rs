@@ -1,0 +1,135 @@
+//! Retry policy and backoff, as pure functions of data.
+//!
+//! The contract retries an attempt that failed with `dns` (temporary failures only:
+//! callers say so), `connect`, `connect_timeout`, `closed` or `read_timeout`, before
+//! any response head arrived, at most `--retries` times. The delay before attempt
+//! n + 1 is `min(base × 2^(n−1), 30 s)` plus a random jitter below half of that.
+//!
+//! Invariants: nothing here reads the clock or keeps state beyond the caller's
+//! [`Rng`]; the same seed gives the same delays.
+
+use crate::error::ErrorKind;
+
+/// The longest backoff before jitter.
+const MAX_BACKOFF_MS: u64 = 30_000;
+
+/// The kinds the contract retries.
+pub(crate) fn retryable(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Dns
+            | ErrorKind::Connect
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::Closed
+            | ErrorKind::ReadTimeout
+    )
+}
+
+/// What failed, for [`should_retry`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    /// The error's kind.
+    pub kind: ErrorKind,
+    /// The failure itself forbids a retry (a permanent DNS answer, a TLS or policy
+    /// error, a failure after the response began).
+    pub final_: bool,
+    /// A response head has arrived in this attempt.
+    pub got_response: bool,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+}
+
+/// Whether the task gets another attempt, given `retries` allowed.
+pub(crate) fn should_retry(f: Failure, retries: u32) -> bool {
+    !f.final_ && retryable(f.kind) && !f.got_response && f.attempts <= retries
+}
+
+/// The delay in milliseconds before the next attempt, after `attempts` attempts,
+/// with base delay `base_ms`.
+pub(crate) fn backoff_ms(base_ms: u64, attempts: u32, rng: &mut Rng) -> u64 {
+    let exp = base_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_BACKOFF_MS);
+    capped + rng.below(capped / 2 + 1)
+}
+
+/// A small non-cryptographic generator (xorshift64*) for jitter.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// A number below `max` (0 when `max` is 0).
+    pub fn below(&mut self, max: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        if max == 0 {
+            0
+        } else {
+            r % max
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(kind: ErrorKind, final_: bool, got_response: bool, attempts: u32) -> Failure {
+        Failure {
+            kind,
+            final_,
+            got_response,
+            attempts,
+        }
+    }
+
+    #[test]
+    fn policy_table() {
+        use ErrorKind::*;
+        let table = [
+            // (failure, retries, retried?)
+            (f(Connect, false, false, 1), 1, true),
+            (f(Connect, false, false, 2), 1, false),
+            (f(ConnectTimeout, false, false, 1), 2, true),
+            (f(ReadTimeout, false, false, 1), 2, true),
+            (f(Closed, false, false, 3), 3, true),
+            (f(Dns, false, false, 1), 1, true),
+            (f(Dns, true, false, 1), 1, false),
+            (f(Closed, false, true, 1), 3, false),
+            (f(Tls, false, false, 1), 3, false),
+            (f(TotalTimeout, false, false, 1), 3, false),
+            (f(ConnectRefused, false, false, 1), 3, false),
+            (f(Connect, false, false, 1), 0, false),
+        ];
+        for (i, (failure, retries, want)) in table.into_iter().enumerate() {
+            assert_eq!(should_retry(failure, retries), want, "row {i}: {failure:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps_with_bounded_jitter() {
+        let mut rng = Rng::new(7);
+        for (attempts, floor) in [(0, 100), (1, 100), (2, 200), (3, 400), (10, 30_000)] {
+            for _ in 0..100 {
+                let d = backoff_ms(100, attempts, &mut rng);
+                assert!(d >= floor && d <= floor + floor / 2, "{attempts}: {d}");
+            }
+        }
+        assert_eq!(backoff_ms(0, 5, &mut rng), 0);
+        assert!(backoff_ms(u64::MAX, 40, &mut rng) <= 45_000);
+    }
+
+    #[test]
+    fn same_seed_same_delays() {
+        let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+        for n in 1..20 {
+            assert_eq!(backoff_ms(50, n, &mut a), backoff_ms(50, n, &mut b));
+        }
+    }
+}

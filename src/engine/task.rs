@@ -1,0 +1,369 @@
+//! A task (one request in progress) and its way through the seams: admitted, an
+//! attempt begun, a connection taken from the pool or dialed, and at the end a retry
+//! or its one `Outcome`.
+//!
+//! This file is the second part of the driver, with `mod.rs` (the loop and the
+//! dispatch) and `conns.rs` (the connections): these three are the only files that
+//! call across the seams, and they call the seams only, never a seam's insides.
+//!
+//! Invariants:
+//! - a task holds at most one of: a pool slot reserved for its dial, a connection,
+//!   a place among a host's waiters; `fail` gives back whichever it holds;
+//! - the attempt count rises when the attempt's clock starts (a connection in hand
+//!   or being dialed), and a wait for file descriptors takes it back;
+//! - a task leaves through `finish` exactly once, which assembles its `Outcome`.
+
+use super::api::Request;
+use super::attempt::{self, Attempt, Identity};
+use super::deadline::{self, Deadlines, Doing};
+use super::dial::{self, Ctx, Dialer, Step};
+use super::pool::{Acquire, Key};
+use super::{retry, Engine, Handler, RequestSpec, Source, TimerRef, Timings};
+use crate::conn::{Conn, Phase};
+use crate::error::Error;
+use crate::resolve::{Addrs, Lookup};
+use crate::target::Target;
+use slab::Slab;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Delay before retrying a connect that failed for lack of file descriptors.
+const FD_BACKOFF_MS: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TaskState {
+    /// Waiting for its first (or next) attempt to start: queued for a slot.
+    Queued,
+    /// Waiting for a per-host connection slot.
+    WaitHost,
+    /// Getting a new connection (its `Dialer` runs).
+    Dialing,
+    /// Request/response exchange on a connection.
+    Exchanging,
+    /// Retry backoff; no slot held.
+    Backoff,
+}
+
+/// A request in progress: what lasts across attempts, and the current attempt.
+#[derive(Debug)]
+pub(super) struct Task {
+    /// The caller's tag.
+    pub(super) tag: u64,
+    /// The input line, as given.
+    pub(super) input: String,
+    /// Method, headers, body.
+    pub(super) spec: Arc<RequestSpec>,
+    /// The URL requested (the first hop).
+    pub(super) first: Target,
+    /// Attempts started (their clocks ran).
+    pub(super) attempts: u32,
+    /// Where the task is.
+    pub(super) state: TaskState,
+    /// Its deadlines and their one wheel entry.
+    pub(super) deadlines: Deadlines,
+    /// The current attempt.
+    pub(super) a: Attempt,
+}
+
+impl Task {
+    /// What the task is doing, for a deadline's error (`conn`: the connection it
+    /// holds).
+    pub(super) fn doing<'a>(&'a self, conn: Option<&'a Conn>, host: &'a &'a str) -> Doing<'a> {
+        let a = &self.a;
+        match self.state {
+            TaskState::Exchanging if a.resp.status.is_some() => Doing::ReadingBody,
+            TaskState::Exchanging if conn.is_some_and(|c| c.phase == Phase::Writing) => {
+                Doing::Sending
+            }
+            TaskState::Exchanging => Doing::WaitingHead,
+            TaskState::Dialing if a.dial.as_ref().is_some_and(Dialer::resolving) => {
+                Doing::Resolving(host)
+            }
+            _ => match conn {
+                Some(c) if c.phase == Phase::Handshaking => Doing::Handshaking(&c.peer),
+                Some(c) => Doing::Connecting(&c.peer),
+                None => Doing::Connecting(host),
+            },
+        }
+    }
+}
+
+/// The pool key of a hop's URL.
+#[inline]
+pub(super) fn key_of(t: &Target) -> Key<'_> {
+    Key {
+        host: t.host(),
+        tls: t.tls,
+        port: t.port,
+    }
+}
+
+/// True when task `w` still waits for a pool slot.
+pub(super) fn still_waiting(tasks: &Slab<Task>, w: usize) -> bool {
+    tasks.get(w).is_some_and(|x| x.state == TaskState::WaitHost)
+}
+
+impl<S: Source, H: Handler> Engine<S, H> {
+    /// A request from the source: a task with its first attempt begun, or (a bad
+    /// URL) its outcome at once.
+    pub(super) fn admit(&mut self, req: Request) {
+        self.now = Instant::now();
+        self.stats.started += 1;
+        let target = match Target::parse(&req.url) {
+            Ok(t) => t,
+            Err(e) => {
+                let input = req.url.trim().to_string();
+                let id = Identity {
+                    tag: req.tag,
+                    url: input.clone(),
+                    final_url: input.clone(),
+                    input,
+                    attempts: 0,
+                };
+                self.stats.done += 1;
+                self.stats.errors += 1;
+                let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
+                self.handler.on_done(o);
+                return;
+            }
+        };
+        let t = self.tasks.insert(Task {
+            tag: req.tag,
+            input: req.url,
+            spec: req.spec,
+            first: target,
+            attempts: 0,
+            state: TaskState::Queued,
+            deadlines: Deadlines::default(),
+            a: Attempt::default(),
+        });
+        self.active += 1;
+        self.start_attempt(t);
+    }
+
+    /// Begins an attempt (first, retry) from the first URL, with fresh state.
+    pub(super) fn start_attempt(&mut self, t: usize) {
+        let task = &mut self.tasks[t];
+        task.a = Attempt::default();
+        task.deadlines.set_total(None);
+        self.start_hop(t);
+    }
+
+    /// Starts the attempt's clocks if they are not running yet.
+    pub(super) fn begin_clock(&mut self, t: usize) {
+        if self.tasks[t].a.started.is_none() {
+            let total = self.cfg.total_timeout.map(|d| self.deadline_ms(d));
+            let task = &mut self.tasks[t];
+            task.a.started = Some(self.now);
+            task.a.timings = Timings::default();
+            task.deadlines.set_total(total);
+            task.attempts += 1;
+        }
+    }
+
+    /// Gets a connection for the current URL: pooled, or a new one when the
+    /// per-host limit allows, else waits for one.
+    pub(super) fn start_hop(&mut self, t: usize) {
+        let task = &self.tasks[t];
+        let key = key_of(task.a.url(&task.first));
+        match self.pool.acquire(key, t, self.cfg.per_host) {
+            Acquire::Idle(c) => self.reuse_for(t, c),
+            Acquire::Wait => {
+                let task = &mut self.tasks[t];
+                task.state = TaskState::WaitHost;
+                // No deadline runs while waiting; a redirect hop's total keeps running.
+                task.deadlines.suspend(&mut self.wheel, TimerRef::Task(t));
+            }
+            Acquire::Dial => self.dial(t),
+        }
+    }
+
+    /// Gives pooled connection `c` to task `t`: the attempt's clocks start (if not
+    /// yet), and the phases a reused connection skips are reported as not run.
+    pub(super) fn reuse_for(&mut self, t: usize, c: usize) {
+        self.begin_clock(t);
+        self.tasks[t].a.new_hop();
+        let slot = &mut self.conns[c];
+        if let Some(k) = slot.idle_timer.take() {
+            self.wheel.cancel(k);
+        }
+        slot.task = Some(t);
+        self.tasks[t].a.conn = Some(c);
+        self.send(t, c);
+    }
+
+    /// A new connection for the task's hop (its pool slot is reserved).
+    pub(super) fn dial(&mut self, t: usize) {
+        self.begin_clock(t);
+        let task = &mut self.tasks[t];
+        task.a.new_hop();
+        task.state = TaskState::Dialing;
+        task.a.dial = Some(Dialer::new(self.now));
+        self.set_phase(t, deadline::Phase::Connect);
+        if self.cfg.unix_socket.is_some() {
+            let step = self.with_dialer(t, None, |d, ctx, _, _, _| d.skip_resolution(ctx));
+            self.dial_step(t, step);
+            return;
+        }
+        let task = &self.tasks[t];
+        let (host, port) = dial::dial_to(&self.cfg, task.a.url(&task.first));
+        match self.resolver.lookup(host, port, t, self.now) {
+            Lookup::Ready(a) => self.resolved(t, a),
+            Lookup::Pending => {}
+            Lookup::Failed(e) => self.fail(t, e.error, !e.temporary),
+        }
+    }
+
+    pub(super) fn resolved(&mut self, t: usize, addrs: Addrs) {
+        let step = self.with_dialer(t, None, |d, ctx, timings, _, _| {
+            d.resolved(addrs, ctx, timings)
+        });
+        self.dial_step(t, step);
+    }
+
+    /// Calls the task's dialer with its context (and connection `c`, if given).
+    pub(super) fn with_dialer(
+        &mut self,
+        t: usize,
+        c: Option<usize>,
+        f: impl FnOnce(&mut Dialer, Ctx<'_>, &mut Timings, Option<&mut Conn>, &mut [u8]) -> Step,
+    ) -> Step {
+        let task = &mut self.tasks[t];
+        let a = &mut task.a;
+        let Some(d) = a.dial.as_mut() else {
+            return Step::Pending;
+        };
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            target: a.hop.as_ref().unwrap_or(&task.first),
+            tls: &self.tls,
+            now: self.now,
+        };
+        let conn = c.and_then(|c| self.conns.get_mut(c)).map(|s| &mut s.conn);
+        f(d, ctx, &mut a.timings, conn, &mut self.rbuf)
+    }
+
+    /// Carries out what the dialer asked, until it waits, is ready, or fails.
+    pub(super) fn dial_step(&mut self, t: usize, mut step: Step) {
+        loop {
+            step = match step {
+                Step::Pending => return,
+                Step::Open(conn) => self.open_conn(t, conn),
+                Step::Retry => {
+                    if let Some(c) = self.tasks[t].a.conn.take() {
+                        self.drop_conn_socket(c);
+                    }
+                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
+                }
+                Step::NoFds => {
+                    // Out of file descriptors: free an idle one, or wait a little.
+                    let Some(c) = self.pool.take_any_idle() else {
+                        self.release_host_slot(t);
+                        self.requeue_after(t, FD_BACKOFF_MS);
+                        return;
+                    };
+                    self.close_conn(c);
+                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
+                }
+                Step::Ready => {
+                    let a = &mut self.tasks[t].a;
+                    a.dial = None;
+                    let c = a.conn.expect("a ready dial holds its connection");
+                    self.send(t, c);
+                    return;
+                }
+                Step::Failed { error, final_ } => {
+                    self.fail(t, error, final_);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Puts a task back to wait `ms` (keeping its slot), undoing the attempt count.
+    pub(super) fn requeue_after(&mut self, t: usize, ms: u64) {
+        let task = &mut self.tasks[t];
+        task.deadlines.cancel(&mut self.wheel);
+        if task.a.started.take().is_some() {
+            task.attempts -= 1;
+        }
+        task.state = TaskState::Queued;
+        let at = self.deadline_ms(Duration::from_millis(ms));
+        self.wheel.insert(at, TimerRef::Wake(t));
+    }
+
+    /// The task gives back the pool slot it reserved for a dial.
+    pub(super) fn release_host_slot(&mut self, t: usize) {
+        let task = &self.tasks[t];
+        let tasks = &self.tasks;
+        let key = key_of(task.a.url(&task.first));
+        if let Some(w) = self.pool.closed(key, |w| still_waiting(tasks, w)) {
+            self.start_hop(w);
+        }
+    }
+
+    /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
+    /// finish with the error.
+    pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
+        // Give back what the task holds: its connection, or its pool slot while it
+        // dials, or its place among a host's waiters.
+        let conn = self.tasks[t].a.conn.take();
+        match conn.filter(|&c| self.conns.get(c).is_some_and(|s| s.task == Some(t))) {
+            Some(c) if self.conns[c].conn.phase == Phase::Connecting => {
+                self.drop_conn_socket(c);
+                self.release_host_slot(t);
+            }
+            Some(c) => self.release_conn(c, true),
+            None => match self.tasks[t].state {
+                TaskState::Dialing => self.release_host_slot(t),
+                TaskState::WaitHost => {
+                    let task = &self.tasks[t];
+                    self.pool.cancel_wait(key_of(task.a.url(&task.first)), t);
+                }
+                _ => {}
+            },
+        }
+        let task = &mut self.tasks[t];
+        let failure = retry::Failure {
+            kind: e.kind,
+            final_,
+            got_response: task.a.resp.status.is_some(),
+            attempts: task.attempts,
+        };
+        if retry::should_retry(failure, self.cfg.retries) {
+            task.deadlines.cancel(&mut self.wheel);
+            task.state = TaskState::Backoff;
+            let base = self.cfg.retry_backoff.as_millis() as u64;
+            let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
+            self.active -= 1;
+            self.in_backoff += 1;
+            let at = self.deadline_ms(Duration::from_millis(delay));
+            self.wheel.insert(at, TimerRef::Wake(t));
+            return;
+        }
+        self.finish(t, Some(e));
+    }
+
+    pub(super) fn finish(&mut self, t: usize, error: Option<Error>) {
+        let mut task = self.tasks.remove(t);
+        task.deadlines.cancel(&mut self.wheel);
+        self.active -= 1;
+        self.stats.done += 1;
+        if error.is_some() {
+            self.stats.errors += 1;
+        }
+        let id = Identity {
+            tag: task.tag,
+            input: task.input,
+            final_url: match task.a.hop.take() {
+                Some(h) => h.url.into(),
+                None => task.first.url.to_string(),
+            },
+            url: task.first.url.into(),
+            attempts: task.attempts,
+        };
+        let o = attempt::outcome(id, &mut task.a, error, self.now);
+        self.handler.on_done(o);
+        self.fill();
+    }
+}
