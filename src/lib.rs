@@ -8,12 +8,14 @@
 //! See `docs/architecture.md`.
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod cidr;
 pub mod codec;
 pub mod conn;
 pub mod dns;
 pub mod engine;
 pub mod error;
+pub mod fingerprint;
 pub mod resolve;
 pub mod socket;
 pub mod target;
