@@ -15,7 +15,7 @@
 //!   `Some(true)` when the result matches one of the kept samples by the rule in
 //!   `docs/calibration.md`, and `Some(false)` when it matches none.
 
-use crate::fingerprint::{hamming, Fingerprint, Fingerprinter, Removal, Want};
+use crate::fingerprint::{Fingerprint, Fingerprinter, Removal, Variants, Want};
 use url::{Position, Url};
 
 /// Random words per host (each also tried with every `-x` extension).
@@ -259,8 +259,9 @@ pub struct Observation {
     pub words: u64,
     /// ffuf's line count of the body.
     pub lines: u64,
-    /// Simhash of the body without the requested word.
-    pub simhash: u64,
+    /// Simhashes of the body without the requested word, one per form of the word
+    /// (compared by their nearest pair).
+    pub simhash: Variants,
 }
 
 impl Observation {
@@ -285,7 +286,10 @@ impl Observation {
             length: fp.length,
             words: fp.words.unwrap_or(0),
             lines: fp.lines.unwrap_or(0),
-            simhash: fp.simhash_removed.or(fp.simhash).unwrap_or(0),
+            simhash: match fp.simhash_removed.first() {
+                Some(_) => fp.simhash_removed,
+                None => Variants::one(fp.simhash.unwrap_or(0)),
+            },
         }
     }
 }
@@ -372,7 +376,7 @@ impl Group {
             .filter_map(|i| {
                 (0..m.len())
                     .filter(|&j| j != i)
-                    .map(|j| hamming(m[i].simhash, m[j].simhash))
+                    .map(|j| m[i].simhash.distance(&m[j].simhash))
                     .min()
             })
             .filter(|&d| d <= MAX_THRESHOLD)
@@ -397,7 +401,7 @@ impl Group {
         let nearest = self
             .members
             .iter()
-            .map(|s| hamming(s.simhash, obs.simhash))
+            .map(|s| s.simhash.distance(&obs.simhash))
             .min()
             .unwrap_or(u32::MAX);
         nearest <= self.threshold

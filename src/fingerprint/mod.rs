@@ -26,6 +26,9 @@
 
 use ring::digest;
 
+mod removal;
+pub use removal::{word_forms, Removal, Variants, MAX_FORMS, MAX_REMOVED_TOKENS};
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -138,201 +141,6 @@ impl Counts {
     }
 }
 
-/// Tokens to leave out of the simhash: the feature hashes of a word's tokens (in the
-/// forms a page may echo it), each dropped at most `k` times its count in the word.
-///
-/// Dropping works on the *bag* of tokens, so dropping one occurrence of `p` from a page
-/// that echoes the word `p` once among six `<p>` tags leaves exactly the page without
-/// the echo, whichever occurrence was the echoed one. `k` (how many times the page
-/// echoes the word) is either given ([`Removal::limited`], for a target, from its
-/// host's calibration) or measured on the page itself as the number of occurrences of
-/// an *anchor* token that occurs nowhere but in the echo ([`Removal::anchored`], for a
-/// calibration page and its random word). Occurrences are counted while streaming and
-/// subtracted at the end, so which occurrence is the echo never matters.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Removal {
-    /// (feature hash, count in the word, occurrences seen in the body).
-    entries: Vec<(u64, u64, u64)>,
-    k: Budget,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Budget {
-    #[default]
-    Zero,
-    Fixed(u64),
-    /// k = occurrences seen of this token.
-    Anchor(u64),
-}
-
-/// At most this many distinct tokens are dropped: a word with more drops nothing
-/// (a guard on the per-token cost; no wordlist word comes near it).
-pub const MAX_REMOVED_TOKENS: usize = 16;
-
-impl Removal {
-    /// Drops nothing.
-    pub fn none() -> Removal {
-        Removal::default()
-    }
-
-    fn of(word: &str, k: Budget) -> Removal {
-        let mut entries: Vec<(u64, u64, u64)> = Vec::new();
-        for form in word_forms(word) {
-            let mut in_form: Vec<(u64, u64)> = Vec::new();
-            for t in tokens(form.as_bytes()) {
-                let h = token_hash(t);
-                match in_form.iter_mut().find(|e| e.0 == h) {
-                    Some(e) => e.1 += 1,
-                    None => in_form.push((h, 1)),
-                }
-            }
-            for (h, n) in in_form {
-                match entries.iter_mut().find(|e| e.0 == h) {
-                    Some(e) => e.1 = e.1.max(n),
-                    None => entries.push((h, n, 0)),
-                }
-            }
-        }
-        if entries.len() > MAX_REMOVED_TOKENS {
-            entries.clear();
-        }
-        Removal { entries, k }
-    }
-
-    /// Drops, of each token of `word`'s forms ([`word_forms`]), at most `k` times its
-    /// count in the form that holds it most: for a target's own word, with `k` = how
-    /// many times its host's calibration pages echoed their random word.
-    pub fn limited(word: &str, k: u64) -> Removal {
-        Removal::of(word, Budget::Fixed(k))
-    }
-
-    /// As [`Removal::limited`] with `k` = the number of times the token `anchor`
-    /// occurs in the body (for a calibration page: `anchor` is the random word, `text`
-    /// the whole echoed text that holds it, such as `dir/anchor`). `anchor` must be one
-    /// token and one of `text`'s; otherwise nothing is dropped.
-    pub fn anchored(text: &str, anchor: &str) -> Removal {
-        let mut t = tokens(anchor.as_bytes());
-        let (Some(a), None) = (t.next(), t.next()) else {
-            return Removal::none();
-        };
-        let h = token_hash(a);
-        let r = Removal::of(text, Budget::Anchor(h));
-        if r.entries.iter().any(|e| e.0 == h) {
-            r
-        } else {
-            Removal::none()
-        }
-    }
-
-    /// True when nothing is dropped.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() || self.k == Budget::Zero || self.k == Budget::Fixed(0)
-    }
-
-    /// Counts one occurrence of `h` if it is one of the word's tokens.
-    #[inline]
-    fn see(&mut self, h: u64) {
-        for e in &mut self.entries {
-            if e.0 == h {
-                e.2 += 1;
-                return;
-            }
-        }
-    }
-
-    /// The echo count `k`.
-    fn k(&self) -> u64 {
-        match self.k {
-            Budget::Zero => 0,
-            Budget::Fixed(k) => k,
-            Budget::Anchor(h) => self.entries.iter().find(|e| e.0 == h).map_or(0, |e| e.2),
-        }
-    }
-
-    /// (feature hash, occurrences to drop) for each token seen.
-    fn drops(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let k = self.k();
-        self.entries
-            .iter()
-            .map(move |e| (e.0, e.2.min(e.1.saturating_mul(k))))
-            .filter(|d| d.1 > 0)
-    }
-}
-
-/// The forms in which a page may echo `word`: as given, percent-decoded (when that
-/// is UTF-8), percent-encoded (every byte but ASCII letters, digits and `-._~`), and
-/// HTML-escaped (`&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#39;`) of each. Duplicates are
-/// left out; the order is that one.
-///
-/// ```
-/// let f = volley::fingerprint::word_forms("a%26b");
-/// assert_eq!(f, ["a%26b", "a&b", "a&amp;b"]);
-/// assert_eq!(volley::fingerprint::word_forms("a/b"), ["a/b", "a%2Fb"]);
-/// ```
-pub fn word_forms(word: &str) -> Vec<String> {
-    let mut forms = vec![word.to_string()];
-    if let Ok(d) = String::from_utf8(percent_decode(word.as_bytes())) {
-        forms.push(d);
-    }
-    let encoded = percent_encode(forms.last().map_or(word, |f| f.as_str()));
-    forms.push(encoded);
-    let escaped: Vec<String> = forms.iter().map(|f| html_escape(f)).collect();
-    forms.extend(escaped);
-    let mut out: Vec<String> = Vec::new();
-    for f in forms {
-        if !f.is_empty() && !out.contains(&f) {
-            out.push(f);
-        }
-    }
-    out
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hexval = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' && i + 2 < s.len() {
-            if let (Some(h), Some(l)) = (hexval(s[i + 1]), hexval(s[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push_str(&hex(&[b]).to_ascii_uppercase());
-        }
-    }
-    out
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `SPREAD[x]` has byte `k` = bit `k` of `x`: adds a byte's 8 bits to 8 byte counters.
 static SPREAD: [u64; 256] = {
     let mut t = [0u64; 256];
@@ -355,8 +163,9 @@ static SPREAD: [u64; 256] = {
 pub struct SimHashes {
     /// Over every token (the `simhash` output key).
     pub all: u64,
-    /// Without the tokens the [`Removal`] dropped (for calibration).
-    pub removed: u64,
+    /// One per form of the removed word: without that form's tokens (for
+    /// calibration). Just `all` when nothing is removed.
+    pub removed: Variants,
     /// How many times the page echoed the removed word (`k` of the [`Removal`]).
     pub echoes: u64,
 }
@@ -436,7 +245,7 @@ impl SimHasher {
             self.flush();
         }
         self.n += 1;
-        if !self.removal.entries.is_empty() {
+        if !self.removal.is_empty() {
             self.removal.see(f);
         }
         self.h = FNV_OFFSET;
@@ -473,17 +282,24 @@ impl SimHasher {
         }
         self.flush();
         let all = Self::bits(self.ones.iter().copied(), self.n);
-        let (mut kept, mut n) = (self.ones, self.n);
-        for (h, d) in self.removal.drops() {
-            // d ≤ occurrences seen of h, each of which added its bits: no underflow.
-            for (b, c) in kept.iter_mut().enumerate() {
-                *c -= ((h >> b) & 1) * d;
+        let mut removed = Variants::default();
+        for drops in self.removal.variants() {
+            let (mut kept, mut n) = (self.ones, self.n);
+            for (h, d) in drops {
+                // d ≤ occurrences seen of h, each of which added its bits: no underflow.
+                for (b, c) in kept.iter_mut().enumerate() {
+                    *c -= ((h >> b) & 1) * d;
+                }
+                n -= d;
             }
-            n -= d;
+            removed.push(Self::bits(kept.into_iter(), n));
+        }
+        if removed.first().is_none() {
+            removed.push(all);
         }
         SimHashes {
             all,
-            removed: Self::bits(kept.into_iter(), n),
+            removed,
             echoes: self.removal.k(),
         }
     }
@@ -545,9 +361,10 @@ impl Fingerprinter {
     }
 
     /// As [`Fingerprinter::new`], and [`Fingerprint::simhash_removed`] leaves out what
-    /// `removal` says (a non-empty removal computes the simhash even if not wanted).
+    /// `removal` says (a removal computes the simhash even if not wanted).
     pub fn with_removal(want: Want, removal: Removal) -> Fingerprinter {
-        let sim = (want.simhash || !removal.is_empty()).then(|| SimHasher::with_removal(removal));
+        let sim =
+            (want.simhash || removal != Removal::none()).then(|| SimHasher::with_removal(removal));
         Fingerprinter {
             length: 0,
             counts: want.counts.then(Counts::default),
@@ -583,7 +400,7 @@ impl Fingerprinter {
                 out
             }),
             simhash: sim.map(|s| s.all),
-            simhash_removed: sim.map(|s| s.removed),
+            simhash_removed: sim.map(|s| s.removed).unwrap_or_default(),
             echoes: sim.map_or(0, |s| s.echoes),
         }
     }
@@ -602,8 +419,9 @@ pub struct Fingerprint {
     pub sha256: Option<[u8; 32]>,
     /// Simhash over every token.
     pub simhash: Option<u64>,
-    /// Simhash without the removed word's tokens.
-    pub simhash_removed: Option<u64>,
+    /// Simhashes without the removed word's tokens, one per form (empty when no
+    /// simhash was computed; just the simhash when nothing was removed).
+    pub simhash_removed: Variants,
     /// How many times the page echoed the removed word (0 without a removal).
     pub echoes: u64,
 }
