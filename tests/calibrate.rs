@@ -738,3 +738,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Nothing a server or a wordlist can send panics: any Location, any word, any body.
+    #[test]
+    fn no_input_panics(
+        location in "\\PC{0,40}",
+        word in "\\PC{0,12}",
+        body in proptest::collection::vec(any::<u8>(), 0..200),
+        status in 0u16..1000,
+    ) {
+        let req = url::Url::parse("http://h/dir/x").unwrap();
+        let _ = location_pattern(&location, Some(&req), &word);
+        let _ = location_pattern(&location, None, &word);
+        let _ = word_forms(&word);
+        let anchored = Removal::anchored(&word, &word);
+        let fp = fp_chunks(&[&body], anchored);
+        let mut b = SignatureBuilder::new();
+        b.add(Observation::new(status, Some(&location), Some(&req), &word, &fp), fp.echoes);
+        let sig = b.finish();
+        let mut f = sig.fingerprinter(ALL, &word);
+        f.update(&body);
+        let fp = f.finish();
+        prop_assert!(sig.judge(&Observation::new(status, Some(&location), Some(&req), &word, &fp)).is_some());
+    }
+}
