@@ -763,3 +763,52 @@ proptest! {
         prop_assert!(sig.judge(&Observation::new(status, Some(&location), Some(&req), &word, &fp)).is_some());
     }
 }
+
+/// The worked example of docs/calibration.md, number for number.
+#[test]
+fn worked_example_of_the_docs() {
+    let shape = Shape::List {
+        sample: url::Url::parse("http://127.0.0.1:18531/admin.php").unwrap(),
+    };
+    let ps = probes(&shape, 3, &mut counter_rng());
+    let urls: Vec<&str> = ps.iter().map(|p| p.url.as_str()).collect();
+    assert_eq!(urls[0], "http://127.0.0.1:18531/ysp8v84rftq4es");
+    assert_eq!(urls[1], "http://127.0.0.1:18531/ysp8v84rftq4es/");
+    let mut b = SignatureBuilder::new();
+    let mut all = Vec::new();
+    for p in &ps {
+        let path = url::Url::parse(&p.url).unwrap().path().to_string();
+        let (st, loc, body) = echo_host(&path).unwrap();
+        let mut f = p.fingerprinter();
+        f.update(body.as_bytes());
+        let fp = f.finish();
+        assert_eq!((fp.words, fp.lines, fp.echoes), (Some(15), Some(4), 1));
+        assert_eq!(fp.simhash_removed.as_slice(), [0x1e27ab64bcefc453]);
+        all.push(fp.simhash.unwrap());
+        b.add(p.observe(st, loc.as_deref(), &fp), fp.echoes);
+    }
+    assert_eq!(all[0], 0x1827ab64bccfc443);
+    assert_eq!(all[2], 0x1a27ab64bcebc413);
+    assert_eq!(all[4], 0x1827ab64bccfc413);
+    let sig = b.finish();
+    let g = &sig.groups()[0];
+    assert_eq!(
+        (sig.groups().len(), g.status, g.threshold, g.counts),
+        (1, 200, 3, Some((15, 4)))
+    );
+    let cases: [(&str, &[u64], bool); 3] = [
+        ("/admin.php", &[0x26429770dc5a6144], false),
+        ("/backup.zip", &[0x1e27ab64bcefc453], true),
+        (
+            "/a&b",
+            &[0x1a27ab64bccfc412, 0x7e27ab64becfc452, 0x1e27ab64bcefc453],
+            true,
+        ),
+    ];
+    for (path, hashes, soft) in cases {
+        let url = url::Url::parse(&format!("http://127.0.0.1:18531{path}")).unwrap();
+        let obs = observe(&sig, &echo_host, &url, list_word(&url));
+        assert_eq!(obs.simhash.as_slice(), hashes, "{path}");
+        assert_eq!(sig.judge(&obs), Some(soft), "{path}");
+    }
+}

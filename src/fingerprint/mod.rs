@@ -48,15 +48,32 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
+/// Per byte: 0 for a separator, else the byte folded (ASCII letters lowercased, ASCII
+/// digits as `0`, bytes ≥ 0x80 as they are). One load in the hot loop.
+static FOLD: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_digit() {
+            b'0'
+        } else if c.is_ascii_alphabetic() {
+            c.to_ascii_lowercase()
+        } else if c >= 0x80 {
+            c
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
 /// One FNV-1a step over `b` folded: ASCII letters lowercased, ASCII digits as `0`.
 #[inline]
 fn fnv_step(h: u64, b: u8) -> u64 {
-    let b = if b.is_ascii_digit() {
-        b'0'
-    } else {
-        b.to_ascii_lowercase()
-    };
-    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    let f = FOLD[usize::from(b)];
+    (h ^ u64::from(if f == 0 { b } else { f })).wrapping_mul(FNV_PRIME)
 }
 
 /// The feature hash of one token (its bytes folded: ASCII lowercase, digits as `0`),
@@ -235,8 +252,8 @@ impl SimHasher {
         self.pending = 0;
     }
 
-    fn end_token(&mut self) {
-        let f = fmix64(self.h);
+    fn end_token(&mut self, h: u64) {
+        let f = fmix64(h);
         for (j, lane) in self.lanes.iter_mut().enumerate() {
             *lane += SPREAD[((f >> (8 * j)) & 0xff) as usize];
         }
@@ -248,20 +265,23 @@ impl SimHasher {
         if !self.removal.is_empty() {
             self.removal.see(f);
         }
-        self.h = FNV_OFFSET;
-        self.in_token = false;
     }
 
     /// Feeds one chunk of the body.
     pub fn update(&mut self, chunk: &[u8]) {
+        let (mut h, mut in_token) = (self.h, self.in_token);
         for &b in chunk {
-            if is_token_byte(b) {
-                self.h = fnv_step(self.h, b);
-                self.in_token = true;
-            } else if self.in_token {
-                self.end_token();
+            let f = FOLD[usize::from(b)];
+            if f != 0 {
+                h = (h ^ u64::from(f)).wrapping_mul(FNV_PRIME);
+                in_token = true;
+            } else if in_token {
+                self.end_token(h);
+                h = FNV_OFFSET;
+                in_token = false;
             }
         }
+        (self.h, self.in_token) = (h, in_token);
     }
 
     fn bits(ones: impl Iterator<Item = u64>, n: u64) -> u64 {
@@ -278,7 +298,7 @@ impl SimHasher {
     /// Ends the body (a token running to the end counts) and returns the hashes.
     pub fn finish(mut self) -> SimHashes {
         if self.in_token {
-            self.end_token();
+            self.end_token(self.h);
         }
         self.flush();
         let all = Self::bits(self.ones.iter().copied(), self.n);
