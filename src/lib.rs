@@ -13,7 +13,8 @@
 //! 5. the `volley` binary.
 //!
 //! The public surface is what embedders and the binary need: [`engine`], [`codec`],
-//! [`error`], [`target`], [`text`], the configuration of [`tls`] and [`cidr`], and
+//! [`error`], [`target`], [`text`], [`fingerprint`] and [`calibrate`] (soft-404
+//! signatures), the configuration of [`tls`] and [`cidr`], and
 //! the DNS message codec ([`dns`], for its fuzz target). The connection, socket and
 //! resolver layers are crate-internal. The timer wheel is public only for its
 //! benchmark, and `dns::stub` only until the DNS work settles: neither is part of the
@@ -22,12 +23,14 @@
 //! See `docs/architecture.md`.
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod cidr;
 pub mod codec;
 pub(crate) mod conn;
 pub mod dns;
 pub mod engine;
 pub mod error;
+pub mod fingerprint;
 pub(crate) mod resolve;
 pub(crate) mod socket;
 pub mod target;
