@@ -283,7 +283,7 @@ impl Report {
         if self.beyond > 0 {
             let _ = writeln!(
                 out,
-                "n beyond {}: {} results",
+                "results with n beyond {}: {}",
                 self.expect.unwrap_or(MAX_N_UNCHECKED),
                 self.beyond
             );

@@ -69,7 +69,7 @@ impl Summary {
                 if let Some(c) = self.errors.get_mut(kind) {
                     *c += 1;
                 } else if self.errors.len() < MAX_KINDS {
-                    self.errors.insert(kind.to_string(), 1);
+                    self.errors.insert(printable(kind), 1);
                 } else {
                     *self.errors.entry(OTHER_KIND.to_string()).or_default() += 1;
                 }
@@ -203,6 +203,23 @@ impl Summary {
         }
         out
     }
+}
+
+/// `s` safe to print on a terminal: at most 64 bytes, control characters as `?`
+/// (a report reads kinds from files that may be damaged or hostile).
+pub fn printable(s: &str) -> String {
+    let mut o: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if o.len() > 64 {
+        let mut i = 64;
+        while !o.is_char_boundary(i) {
+            i -= 1;
+        }
+        o.truncate(i);
+    }
+    o
 }
 
 /// µs as milliseconds with three decimals.

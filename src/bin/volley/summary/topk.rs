@@ -90,7 +90,7 @@ pub fn host_of(url: &str) -> Option<String> {
     } else {
         auth.split(':').next()?
     };
-    (!host.is_empty()).then(|| cut(host).to_ascii_lowercase())
+    (!host.is_empty()).then(|| super::printable(cut(host)).to_ascii_lowercase())
 }
 
 #[cfg(test)]
