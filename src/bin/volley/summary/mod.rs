@@ -73,8 +73,11 @@ impl Summary {
                 } else {
                     *self.errors.entry(OTHER_KIND.to_string()).or_default() += 1;
                 }
-                if let Some(h) = topk::host_of(r.url) {
-                    self.hosts.add(&h, 1);
+                // An invalid URL has no host to blame.
+                if kind != "invalid_url" {
+                    if let Some(h) = topk::host_of(r.url) {
+                        self.hosts.add(&h, 1);
+                    }
                 }
             }
             (None, Some(s)) if (100..600).contains(&s) => self.classes[usize::from(s / 100)] += 1,

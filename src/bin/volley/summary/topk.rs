@@ -80,9 +80,9 @@ fn cut(s: &str) -> &str {
 }
 
 /// The host of a URL as written in a result line (`scheme://[user@]host[:port]/…`),
-/// lower-cased; `None` when there is none to be found.
+/// lower-cased; `None` when there is none to be found (no `scheme://`).
 pub fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (_, rest) = url.split_once("://")?;
     let auth = rest.split(['/', '?', '#']).next()?;
     let auth = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
     let host = if let Some(v6) = auth.strip_prefix('[') {
@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(host_of("http://A.com:80/x").as_deref(), Some("a.com"));
         assert_eq!(host_of("https://u:p@h/x?y").as_deref(), Some("h"));
         assert_eq!(host_of("http://[::1]:8080/").as_deref(), Some("::1"));
-        assert_eq!(host_of("not a url").as_deref(), Some("not a url"));
+        assert_eq!(host_of("not a url"), None);
         assert_eq!(host_of("http:///x"), None);
     }
 
