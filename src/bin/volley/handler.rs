@@ -5,7 +5,7 @@
 //! Invariants: every outcome is counted (filtered or not) exactly once; the buffer
 //! only ever holds whole lines; per-request state exists only with `--title` or
 //! `--headers` and is removed when the request is done. The buffer is handed to the
-//! writer thread after each loop turn ([`Probe::hand_over`]); when it cannot be,
+//! writer thread every few milliseconds ([`Probe::hand_over`]); when it cannot be,
 //! or it grows past [`HIGH_WATER`], the worker's [`Gate`] closes so no new targets
 //! start until the lines are gone.
 
@@ -77,6 +77,16 @@ impl Probe {
         let taken = q.try_push(&mut self.buf)?;
         self.gate.set_closed(!taken);
         Ok(())
+    }
+
+    /// Bytes of lines not yet handed over.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True while the gate is closed (lines are waiting for room).
+    pub fn held(&self) -> bool {
+        self.gate.is_closed()
     }
 
     /// Hands every pending line to the writer, waiting for room (after the loop).

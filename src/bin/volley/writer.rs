@@ -34,6 +34,21 @@ struct State {
     bytes: usize,
     closed: bool,
     error: Option<String>,
+    /// The writer thread sleeps on `data` (only then is a wake-up needed: a
+    /// condvar notification is a system call even with nobody waiting).
+    writer_waiting: bool,
+    /// Threads sleeping on `room`.
+    room_waiters: usize,
+}
+
+impl State {
+    fn add(&mut self, q: &Queue, buf: &mut Vec<u8>) {
+        self.bytes += buf.len();
+        self.chunks.push_back(std::mem::take(buf));
+        if self.writer_waiting {
+            q.data.notify_one();
+        }
+    }
 }
 
 /// The queue between the workers and the writer thread.
@@ -70,9 +85,7 @@ impl Queue {
             self.wanted.store(true, Ordering::Release);
             return Ok(false);
         }
-        s.bytes += buf.len();
-        s.chunks.push_back(std::mem::take(buf));
-        self.data.notify_one();
+        s.add(self, buf);
         Ok(true)
     }
 
@@ -89,11 +102,11 @@ impl Queue {
             if s.bytes == 0 || s.bytes + buf.len() <= self.cap {
                 break;
             }
+            s.room_waiters += 1;
             s = self.room.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.room_waiters -= 1;
         }
-        s.bytes += buf.len();
-        s.chunks.push_back(std::mem::take(buf));
-        self.data.notify_one();
+        s.add(self, buf);
         Ok(())
     }
 
@@ -191,11 +204,15 @@ fn next_batch(q: &Queue) -> Option<Vec<Vec<u8>>> {
         if s.closed {
             return None;
         }
+        s.writer_waiting = true;
         s = q.data.wait(s).unwrap_or_else(|e| e.into_inner());
+        s.writer_waiting = false;
     }
     let batch: Vec<Vec<u8>> = s.chunks.drain(..).collect();
     s.bytes = 0;
-    q.room.notify_all();
+    if s.room_waiters > 0 {
+        q.room.notify_all();
+    }
     drop(s);
     if q.wanted.swap(false, Ordering::AcqRel) {
         wake(q);
