@@ -139,6 +139,18 @@ fn shards_read_together_pass_the_check() {
     assert!(t.contains("0 missing, 20 doubled"), "{t}");
     assert!(t.contains("doubled: 3, 6, 9"), "{t}");
 
+    // Standard input as `-`, beside files.
+    let mut child = volley()
+        .args(["report", "--expect", "60", "-", &files[1], &files[2]])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = std::fs::read(&files[0]).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
     // Without --expect: a summary, exit 0 even with doubles.
     let out = report(&[&files[0], &files[0]]);
     assert_eq!(out.status.code(), Some(0));

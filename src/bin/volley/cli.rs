@@ -8,7 +8,13 @@ use volley::engine::{Config, RequestSpec};
 
 /// volley: check huge lists of URLs, one honest answer per URL.
 #[derive(Debug, Parser)]
-#[command(name = "volley", version, about)]
+#[command(
+    name = "volley",
+    version,
+    about,
+    after_help = "Reports: volley report [--expect N] [--html FILE] FILE... summarises earlier \
+                  JSONL outputs together (see volley report --help)."
+)]
 pub struct Opts {
     /// Target URLs (otherwise --list, --url/--wordlist, or standard input).
     pub urls: Vec<String>,

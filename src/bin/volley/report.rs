@@ -32,9 +32,10 @@ const MAX_RANGES: usize = 20;
 
 /// volley report: the summary of JSONL outputs read together.
 #[derive(Debug, Parser)]
-#[command(name = "volley report", version)]
+#[command(name = "volley report", bin_name = "volley report", version)]
 struct ReportOpts {
-    /// JSON Lines outputs of volley (one job's shards, or a run and its resumes).
+    /// JSON Lines outputs of volley (one job's shards, or a run and its resumes;
+    /// `-` is standard input).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Check that every n from 1 to N appears exactly once (exit 1 if not).
@@ -379,7 +380,11 @@ pub fn main(args: &[OsString]) -> i32 {
     let mut report = Report::new(opts.expect);
     for path in &opts.files {
         let name = path.display().to_string();
-        let result = std::fs::File::open(path).and_then(|f| report.read(&name, f));
+        let result = if name == "-" {
+            report.read(&name, std::io::stdin().lock())
+        } else {
+            std::fs::File::open(path).and_then(|f| report.read(&name, f))
+        };
         if let Err(e) = result {
             eprintln!("volley report: cannot read {name}: {e}");
             return 1;
