@@ -262,3 +262,31 @@ fn a_damaged_file_never_panics_the_report() {
     assert!(t.contains("results with n beyond 6: 1"), "{t}");
     assert!(t.contains("missing: 2-4"), "{t}");
 }
+
+#[test]
+fn a_closed_stdout_or_stderr_is_an_error_not_a_panic() {
+    let dir = Dir::new("pipe");
+    let f = dir.path("one.jsonl");
+    std::fs::write(&f, "{\"n\":1,\"status\":200,\"error\":null}\n").unwrap();
+    // The report's reader went away: exit 1, said on stderr.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = volley()
+        .args(["report", &f])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write the report"));
+    // A probe whose stderr reader went away still writes its results and exits 0.
+    let s = http(|_| ok_response("x"));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = volley()
+        .args(["-q", &s.url("/")])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}

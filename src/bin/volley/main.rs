@@ -39,15 +39,21 @@ fn main() {
     std::process::exit(run::run(job, &stop));
 }
 
+/// Writes `text` to stderr. Unlike `eprint!`, a closed or broken stderr is ignored
+/// rather than a panic: no input, and no plumbing, may panic the binary.
+pub fn say(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// Ends the run with exit 1 and one line on stderr.
 pub fn fatal(msg: &str) -> ! {
-    eprintln!("volley: {msg}");
+    say(&format!("volley: {msg}\n"));
     std::process::exit(1);
 }
 
 /// Ends the run with exit 2 (bad usage) and a message naming the option.
 pub fn usage(msg: &str) -> ! {
-    eprintln!("volley: {msg}");
+    say(&format!("volley: {msg}\n"));
     std::process::exit(2);
 }
 
@@ -97,11 +103,11 @@ fn resume_state(opts: &cli::Opts) -> resume::Done {
     }
     let skip = resume::load(r).unwrap_or_else(|e| fatal(&format!("--resume {}: {e}", r.display())));
     if !opts.quiet {
-        eprintln!(
-            "volley: resuming: {} targets already in {}",
+        say(&format!(
+            "volley: resuming: {} targets already in {}\n",
             skip.len(),
             r.display()
-        );
+        ));
     }
     skip
 }

@@ -16,7 +16,7 @@ use crate::summary::{Record, Summary, PHASES};
 use clap::Parser;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 
 /// Longest line read (a result with many headers fits easily).
@@ -386,14 +386,24 @@ pub fn main(args: &[OsString]) -> i32 {
             std::fs::File::open(path).and_then(|f| report.read(&name, f))
         };
         if let Err(e) = result {
-            eprintln!("volley report: cannot read {name}: {e}");
+            crate::say(&format!("volley report: cannot read {name}: {e}\n"));
             return 1;
         }
     }
-    print!("{}", report.text());
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(report.text().as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        crate::say(&format!("volley report: cannot write the report: {e}\n"));
+        return 1;
+    }
     if let Some(h) = &opts.html {
         if let Err(e) = std::fs::write(h, crate::html::page(&report)) {
-            eprintln!("volley report: cannot write {}: {e}", h.display());
+            crate::say(&format!(
+                "volley report: cannot write {}: {e}\n",
+                h.display()
+            ));
             return 1;
         }
     }

@@ -76,11 +76,11 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
         } else {
             String::new()
         };
-        eprint!(
+        crate::say(&format!(
             "\r\x1b[K{done}{of} done, {:.0}/s, {} errors",
             done as f64 / secs,
             counters.errors.load(Ordering::Relaxed),
-        );
+        ));
     }
     let mut summary = Summary::default();
     for t in threads {
@@ -97,7 +97,7 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
         crate::fatal(&e);
     }
     if job.progress {
-        eprint!("\r\x1b[K");
+        crate::say("\r\x1b[K");
     }
     let secs = started.elapsed().as_secs_f64();
     let head = format!(
@@ -105,7 +105,7 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
         summary.total,
         summary.total as f64 / secs.max(1e-9)
     );
-    eprint!("{}", summary.render("volley: ", &head));
+    crate::say(&summary.render("volley: ", &head));
     if stop.load(Ordering::Relaxed) {
         130
     } else {
