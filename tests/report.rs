@@ -290,3 +290,83 @@ fn a_closed_stdout_or_stderr_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+#[test]
+fn an_array_job_with_a_killed_task_resumes_and_reports_clean() {
+    // Four "array tasks" (Slurm's environment, --shard auto), one of them stopped
+    // with SIGTERM mid-run and run again with --resume on its own file, as a
+    // requeued task does; the report over the four files then passes --expect.
+    // Task 2 takes n = 2, 6, 10, … (paths /1, /5, /9, …): from its 11th target on,
+    // answers wait until `release`, so it is surely mid-run when stopped.
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = release.clone();
+    let s = http(move |p| {
+        let i: usize = p[1..].parse().unwrap_or(0);
+        let mut waited = 0;
+        while i % 4 == 1
+            && i >= 40
+            && !held.load(std::sync::atomic::Ordering::SeqCst)
+            && waited < 6000
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited += 1;
+        }
+        ok_response("x")
+    });
+    let dir = Dir::new("array");
+    let list = dir.path("list.txt");
+    let total = 200;
+    let urls: String = (0..total).map(|i| s.url(&format!("/{i}\n"))).collect();
+    std::fs::write(&list, urls).unwrap();
+    let task = |id: u32| {
+        let mut c = volley();
+        c.args(["-q", "-c", "1", "--shard", "auto", "-l", &list, "--resume"])
+            .arg(dir.path(&format!("out.{id}.jsonl")))
+            .env("SLURM_ARRAY_TASK_ID", id.to_string())
+            .env("SLURM_ARRAY_TASK_MIN", "1")
+            .env("SLURM_ARRAY_TASK_MAX", "4")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let mut victim = task(2).spawn().unwrap();
+    let others: Vec<_> = [1, 3, 4]
+        .iter()
+        .map(|&id| task(id).spawn().unwrap())
+        .collect();
+    // Wait (bounded) until the victim has written some results, then stop it.
+    let out2 = dir.path("out.2.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&out2).map_or(0, |t| t.lines().count()) < 10 {
+        assert!(std::time::Instant::now() < deadline, "task 2 wrote nothing");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(victim.id() as i32, libc::SIGTERM) };
+    assert_eq!(victim.wait().unwrap().code(), Some(130));
+    for mut o in others {
+        assert_eq!(o.wait().unwrap().code(), Some(0));
+    }
+    let partial = std::fs::read_to_string(&out2).unwrap().lines().count();
+    assert_eq!(partial, 10, "task 2 wrote what finished before the stop");
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    let files: Vec<String> = (1..=4)
+        .map(|k| dir.path(&format!("out.{k}.jsonl")))
+        .collect();
+    let mut args = vec!["--expect".to_string(), total.to_string()];
+    args.extend(files.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let before = report(&args);
+    assert_eq!(before.status.code(), Some(1), "{}", text(&before));
+    // The requeued task resumes its own file.
+    assert_eq!(task(2).status().unwrap().code(), Some(0));
+    let after = report(&args);
+    let t = text(&after);
+    assert_eq!(after.status.code(), Some(0), "{t}");
+    assert!(
+        t.starts_with(&format!("{total} results from 4 files, 2xx: {total}\n")),
+        "{t}"
+    );
+    assert!(t.contains("0 missing, 0 doubled"), "{t}");
+}
