@@ -5,8 +5,10 @@
 //! Module map: `cli` (options), `shard` (`--shard`), `input` (the target stream),
 //! `resume` (`--resume`), `run` (workers and the summary), `handler` (outcomes →
 //! lines), `filter`, `title`, `format` (jsonl/csv/text), `writer` (the writer thread
-//! and back-pressure), `summary` (counts, histograms, top-k), `report` and `html`.
+//! and back-pressure), `summary` (counts, histograms, top-k), `report`, `bitset` and
+//! `html`.
 
+mod bitset;
 mod cli;
 mod filter;
 mod format;
