@@ -8,7 +8,13 @@ use volley::engine::{Config, RequestSpec};
 
 /// volley: check huge lists of URLs, one honest answer per URL.
 #[derive(Debug, Parser)]
-#[command(name = "volley", version, about)]
+#[command(
+    name = "volley",
+    version,
+    about,
+    after_help = "Reports: volley report [--expect N] [--html FILE] FILE... summarises earlier \
+                  JSONL outputs together (see volley report --help)."
+)]
 pub struct Opts {
     /// Target URLs (otherwise --list, --url/--wordlist, or standard input).
     pub urls: Vec<String>,
@@ -24,21 +30,25 @@ pub struct Opts {
     /// Wordlist mode: extensions to try after each bare word (e.g. `html,php`).
     #[arg(short = 'x', long = "ext", value_name = "LIST", requires = "wordlist")]
     pub ext: Option<String>,
-    /// Take only targets with (n - 1) % N == K - 1.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
-    pub shard: Option<(u64, u64)>,
+    /// Take only targets with (n - 1) % N == K - 1; `auto`: K/N from a Slurm array
+    /// task or a Kubernetes Indexed Job (with --shards N).
+    #[arg(long, value_name = "K/N|auto", value_parser = crate::shard::parse)]
+    pub shard: Option<crate::shard::ShardArg>,
+    /// With --shard auto in a Kubernetes Indexed Job: the number of shards.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shards: Option<u64>,
     /// Write results to FILE (default standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
-    pub format: crate::output::Format,
+    pub format: crate::format::Format,
     /// Write only results whose status is in LIST (e.g. 200-299,301,403).
-    #[arg(long = "match-status", value_name = "LIST", value_parser = crate::output::StatusList::parse)]
-    pub match_status: Option<crate::output::StatusList>,
+    #[arg(long = "match-status", value_name = "LIST", value_parser = crate::filter::StatusList::parse)]
+    pub match_status: Option<crate::filter::StatusList>,
     /// Write only results whose status is not in LIST.
-    #[arg(long = "filter-status", value_name = "LIST", value_parser = crate::output::StatusList::parse)]
-    pub filter_status: Option<crate::output::StatusList>,
+    #[arg(long = "filter-status", value_name = "LIST", value_parser = crate::filter::StatusList::parse)]
+    pub filter_status: Option<crate::filter::StatusList>,
     /// Add the HTML <title> of the final response.
     #[arg(long)]
     pub title: bool,
@@ -142,19 +152,6 @@ fn parse_nonneg(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let err = || format!("{s:?} is not K/N with 1 <= K <= N");
-    let (k, n) = s.split_once('/').ok_or_else(err)?;
-    let (k, n) = (
-        k.parse::<u64>().map_err(|_| err())?,
-        n.parse::<u64>().map_err(|_| err())?,
-    );
-    if k == 0 || n == 0 || k > n {
-        return Err(err());
-    }
-    Ok((k, n))
-}
-
 /// Parses curl's `HOST:PORT:ADDR` (ADDR may be a bracketed IPv6 address).
 pub fn parse_resolve(s: &str) -> Result<(String, u16, IpAddr), String> {
     let err = || format!("{s:?} is not HOST:PORT:ADDR");
@@ -197,6 +194,39 @@ fn parse_header(h: &str) -> Result<(String, String), String> {
 }
 
 impl Opts {
+    /// Where targets come from; errors name the options that cannot be combined.
+    pub fn targets(&self) -> Result<crate::input::Targets, String> {
+        use crate::input::Targets;
+        if let (Some(base), Some(file)) = (&self.base, &self.wordlist) {
+            if !self.urls.is_empty() || self.list.is_some() {
+                return Err(
+                    "--url/--wordlist cannot be combined with URL arguments or --list".into(),
+                );
+            }
+            let exts = self
+                .ext
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(|e| e.trim().trim_start_matches('.').to_string())
+                .filter(|e| !e.is_empty())
+                .collect();
+            return Ok(Targets::Wordlist {
+                base: base.clone(),
+                file: file.clone(),
+                exts,
+            });
+        }
+        match &self.list {
+            Some(_) if !self.urls.is_empty() => {
+                Err("--list cannot be combined with URL arguments".into())
+            }
+            Some(l) => Ok(Targets::List(l.clone())),
+            None if !self.urls.is_empty() => Ok(Targets::Args(self.urls.clone())),
+            None => Ok(Targets::List("-".into())),
+        }
+    }
+
     /// The engine configuration these options describe; errors name the option.
     pub fn config(&self) -> Result<Config, String> {
         let tls = volley::tls::client_config(&volley::tls::TlsOptions {

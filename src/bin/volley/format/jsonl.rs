@@ -1,0 +1,196 @@
+//! JSON Lines exactly as the contract's table: the fixed keys in order, then the
+//! optional ones. Written by hand (no serializer) because it runs once per result on
+//! the event loop; strings are escaped so a line never contains a raw newline.
+
+use super::Extras;
+use std::io::Write;
+use std::time::Duration;
+use volley::engine::Outcome;
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Appends `s` as a JSON string literal (runs without escapes are copied whole).
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&b| needs_escape(b)) {
+        out.extend_from_slice(&rest[..i]);
+        match rest[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => {
+                let _ = write!(out, "\\u{:04x}", b);
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn num(out: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_num(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => num(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Milliseconds with three decimals (microsecond precision), by integer arithmetic.
+fn ms(out: &mut Vec<u8>, d: Option<Duration>) {
+    match d {
+        Some(d) => {
+            let us = (d.as_nanos() + 500) / 1000;
+            num(out, (us / 1000) as u64);
+            let frac = (us % 1000) as u32;
+            out.push(b'.');
+            out.push(b'0' + (frac / 100) as u8);
+            out.push(b'0' + (frac / 10 % 10) as u8);
+            out.push(b'0' + (frac % 10) as u8);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends one JSON line for `o`.
+pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
+    out.extend_from_slice(b"{\"n\":");
+    num(out, o.tag);
+    out.extend_from_slice(b",\"input\":");
+    json_str(out, &o.input);
+    out.extend_from_slice(b",\"url\":");
+    json_str(out, &o.url);
+    out.extend_from_slice(b",\"status\":");
+    opt_num(out, o.status.map(u64::from));
+    out.extend_from_slice(b",\"error\":");
+    opt_str(out, o.error.as_ref().map(|e| e.kind.as_str()));
+    out.extend_from_slice(b",\"detail\":");
+    opt_str(out, o.error.as_ref().map(|e| e.detail.as_str()));
+    out.extend_from_slice(b",\"length\":");
+    opt_num(out, o.content_length);
+    out.extend_from_slice(b",\"bytes\":");
+    num(out, o.bytes);
+    out.extend_from_slice(b",\"location\":");
+    opt_str(out, o.location.as_deref());
+    out.extend_from_slice(b",\"redirects\":[");
+    for (i, r) in o.redirects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"url\":");
+        json_str(out, &r.url);
+        out.extend_from_slice(b",\"status\":");
+        num(out, u64::from(r.status));
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"final_url\":");
+    json_str(out, &o.final_url);
+    out.extend_from_slice(b",\"time_ms\":{\"dns\":");
+    let t = &o.timings;
+    ms(out, t.dns);
+    out.extend_from_slice(b",\"connect\":");
+    ms(out, t.connect);
+    out.extend_from_slice(b",\"tls\":");
+    ms(out, t.tls);
+    out.extend_from_slice(b",\"ttfb\":");
+    ms(out, t.ttfb);
+    out.extend_from_slice(b",\"total\":");
+    ms(out, t.total);
+    out.extend_from_slice(b"},\"attempts\":");
+    num(out, u64::from(o.attempts));
+    if let Some(t) = &x.title {
+        out.extend_from_slice(b",\"title\":");
+        opt_str(out, t.as_deref());
+    }
+    if let Some(h) = &x.headers {
+        out.extend_from_slice(b",\"headers\":[");
+        for (i, (n, v)) in h.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            json_str(out, n);
+            out.push(b',');
+            json_str(out, v);
+            out.push(b']');
+        }
+        out.push(b']');
+    }
+    if o.capped {
+        out.extend_from_slice(b",\"capped\":true");
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds() {
+        let f = |d: Option<Duration>| {
+            let mut v = Vec::new();
+            ms(&mut v, d);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(f(Some(Duration::from_micros(12_345))), "12.345");
+        assert_eq!(f(Some(Duration::from_nanos(1_999_600))), "2.000");
+        assert_eq!(f(Some(Duration::from_micros(7))), "0.007");
+        assert_eq!(f(Some(Duration::from_secs(3))), "3000.000");
+        assert_eq!(f(None), "null");
+    }
+
+    #[test]
+    fn escapes() {
+        let mut v = Vec::new();
+        json_str(&mut v, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(v).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
+            let mut v = Vec::new();
+            num(&mut v, n);
+            assert_eq!(String::from_utf8(v).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn a_line_is_valid_json_in_contract_order() {
+        let o = crate::testutil::outcome(3, Some(200), None);
+        let mut v = Vec::new();
+        line(&mut v, &o, &Extras::default());
+        let s = String::from_utf8(v).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(j["n"], 3);
+        assert_eq!(j["time_ms"]["total"], 1.0);
+        assert!(s.starts_with("{\"n\":3,\"input\":"));
+    }
+}

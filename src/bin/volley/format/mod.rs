@@ -1,0 +1,83 @@
+//! Result lines in the three output formats. Each formatter appends exactly one whole
+//! line (ending in `\n`) for one outcome to a byte buffer; none of them writes to a
+//! file or decides whether a result is written (that is `filter`'s job).
+
+mod csv;
+mod jsonl;
+mod text;
+
+pub use csv::CSV_HEADER;
+
+use volley::engine::Outcome;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// JSON Lines (the contract's keys, in order).
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+    /// One human-readable line per result.
+    Text,
+}
+
+/// Optional per-result extras (`--title`, `--headers`).
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// `Some(title)` with --title (`None` inside: no title found).
+    pub title: Option<Option<String>>,
+    /// With --headers: the final response's fields (empty without a response).
+    pub headers: Option<Vec<(String, String)>>,
+}
+
+impl Format {
+    /// What goes before the first result (the CSV header row), if anything.
+    pub fn preamble(self) -> &'static [u8] {
+        match self {
+            Format::Csv => CSV_HEADER.as_bytes(),
+            Format::Jsonl | Format::Text => b"",
+        }
+    }
+
+    /// Appends one line for `o` to `out`.
+    pub fn line(self, out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
+        match self {
+            Format::Jsonl => jsonl::line(out, o, x),
+            Format::Csv => csv::line(out, o, x),
+            Format::Text => text::line(out, o, x),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volley::error::ErrorKind;
+
+    #[test]
+    fn every_format_writes_one_whole_line() {
+        let mut o = crate::testutil::outcome(7, None, Some(ErrorKind::Connect));
+        o.input = "a\nb,\"c\"\r".into();
+        o.error.as_mut().unwrap().detail = "x\ny".into();
+        for f in [Format::Jsonl, Format::Csv, Format::Text] {
+            let mut v = Vec::new();
+            f.line(
+                &mut v,
+                &o,
+                &Extras {
+                    title: Some(Some("t\nt".into())),
+                    headers: Some(vec![("a".into(), "b\n".into())]),
+                },
+            );
+            assert!(v.ends_with(b"\n"), "{f:?}");
+            let inner = &v[..v.len() - 1];
+            if f != Format::Csv {
+                assert!(
+                    !inner.contains(&b'\n'),
+                    "{f:?}: {}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+    }
+}
