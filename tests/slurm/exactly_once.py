@@ -25,7 +25,7 @@ def main():
                     print(f"{path}:{no}: not a result line: {line[:80]!r}")
                     bad += 1
                     continue
-                if not isinstance(n, int) or not 1 <= n <= n_max:
+                if type(n) is not int or not 1 <= n <= n_max:
                     print(f"{path}:{no}: n out of range: {n!r}")
                     bad += 1
                     continue
