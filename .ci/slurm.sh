@@ -195,24 +195,40 @@ out=$tmp/out/out.$KILL_TASK.jsonl
 lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 state_of() { squeue -h -j "${job}_$1" -t all -o %T 2>/dev/null | head -n 1; }
 # Kill task KILL_TASK once it is running and has written some results, not all.
-has_started_writing() { [ "$(state_of $KILL_TASK)" = RUNNING ] && (($(lines "$out") >= 20)); }
+has_started_writing() {
+  local st
+  st=$(state_of $KILL_TASK)
+  case $st in
+    "" | PENDING | CONFIGURING | RUNNING) ;;
+    *) die "task $KILL_TASK ended $st before it could be killed" ;;
+  esac
+  [ "$st" = RUNNING ] && (($(lines "$out") >= 20))
+}
 wait_for 60 "task $KILL_TASK to run and write results" has_started_writing
 scancel "${job}_$KILL_TASK"
 is_cancelled() { [ "$(state_of $KILL_TASK)" = CANCELLED ]; }
 wait_for 30 "task $KILL_TASK to be cancelled" is_cancelled
 before=$(lines "$out")
-say "task $KILL_TASK cancelled with $before of $shard_size results written," \
-  "$(scontrol show job "${job}_$KILL_TASK" | grep -o 'ExitCode=[0-9:]*')"
+# job_field TASK FIELD: one field of `scontrol show job` for that array task.
+job_field() { scontrol show job "${job}_$1" | grep -o "$2=[^ ]*" | head -n 1 | cut -d= -f2; }
+killed_exit=$(job_field $KILL_TASK ExitCode)
+say "task $KILL_TASK cancelled with $before of $shard_size results written, exit $killed_exit"
 ((before < shard_size)) || die "task $KILL_TASK finished before it was killed; raise SLURM_DELAY"
+# scancel sends SIGTERM first: volley writes what finished and exits 130 (the contract).
+[ "$killed_exit" = 130:0 ] || die "task $KILL_TASK's volley exited $killed_exit on SIGTERM, not 130"
 scontrol requeue "${job}_$KILL_TASK"
 say "task $KILL_TASK requeued: $(state_of $KILL_TASK)"
 
-job_done() { [ -z "$(squeue -h -j "$job" 2>/dev/null)" ]; }
+job_done() {
+  local q
+  q=$(squeue -h -j "$job" 2>/dev/null) && [ -z "$q" ]
+}
 wait_for 120 "array job $job to finish" job_done
 say "array job $job done after $((SECONDS - t0))s"
 for k in $(seq 1 $TASKS); do
-  say "task $k: $(lines "$tmp/out/out.$k.jsonl") results, $(scontrol show job "${job}_$k" 2>/dev/null |
-    grep -o 'JobState=[A-Z]*\|Restarts=[0-9]*\|ExitCode=[0-9:]*' | tr '\n' ' ')"
+  state=$(job_field "$k" JobState) exit=$(job_field "$k" ExitCode)
+  say "task $k: $(lines "$tmp/out/out.$k.jsonl") results, $state, exit $exit, restarts $(job_field "$k" Restarts)"
+  [ "$state/$exit" = COMPLETED/0:0 ] || die "task $k ended $state with exit $exit (see $tmp/task-$k.log)"
 done
 log=$tmp/task-$KILL_TASK.log
 grep -q "restart count 1" "$log" || die "task $KILL_TASK did not run again"
