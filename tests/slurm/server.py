@@ -16,6 +16,9 @@ import time
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Head and body go out in two writes; without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms), which would dwarf DELAY.
+    disable_nagle_algorithm = True
     delay = 0.0
 
     def do_GET(self):
