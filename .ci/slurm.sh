@@ -152,6 +152,8 @@ JobCompType=jobcomp/none
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/builtin
+# The main loop starts a requeued job once it is eligible (default: every 60 s).
+SchedulerParameters=sched_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
@@ -217,7 +219,11 @@ say "task $KILL_TASK cancelled with $before of $shard_size results written, exit
 # scancel sends SIGTERM first: volley writes what finished and exits 130 (the contract).
 [ "$killed_exit" = 130:0 ] || die "task $KILL_TASK's volley exited $killed_exit on SIGTERM, not 130"
 scontrol requeue "${job}_$KILL_TASK"
-say "task $KILL_TASK requeued: $(state_of $KILL_TASK)"
+say "task $KILL_TASK requeued: $(state_of $KILL_TASK), eligible $(job_field $KILL_TASK EligibleTime)"
+requeued_at=$SECONDS
+runs_again() { [ "$(job_field $KILL_TASK Restarts)" = 1 ] && [ "$(state_of $KILL_TASK)" != PENDING ]; }
+wait_for 60 "task $KILL_TASK to start again" runs_again
+say "task $KILL_TASK started again $((SECONDS - requeued_at))s after the requeue"
 
 job_done() {
   local q
