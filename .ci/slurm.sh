@@ -36,17 +36,18 @@ wait_for() {
 
 # --- packages -------------------------------------------------------------------
 need=()
-for p in slurm-wlm munge python3; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+for p in slurm-wlm munge; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]})); then
   $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
-  # The packages' services are not started here (no init on CI; policy-rc.d may deny
-  # them); this script starts its own daemons below.
+  # Whatever services the packages start (none without an init system) are not used:
+  # this step runs its own daemons with their own key, socket and config below.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q \
     --no-install-recommends "${need[@]}" >/dev/null
 fi
-say "$(slurmctld -V), munge $(munged -V 2>&1 | awk '{print $2; exit}')"
+say "$(slurmctld -V), $(munged -V 2>&1 | awk '{print $1; exit}')"
 
 if [ -z "${VOLLEY:-}" ]; then
   cargo build -q --bin volley
