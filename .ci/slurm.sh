@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
+PATH=$PATH:/usr/sbin:/sbin # the daemons, slurmd -C and mungekey live there
 N=${SLURM_N:-2000}
 DELAY=${SLURM_DELAY:-0.02}
 TASKS=4
@@ -103,7 +104,8 @@ free_port() {
 }
 
 # --- munge ----------------------------------------------------------------------
-mkdir -m 755 "$tmp/munge" # clients (sbatch as any user) reach the socket
+# munged wants its directory owned by its own user; clients (any user) reach the socket.
+$SUDO mkdir -m 755 "$tmp/munge"
 $SUDO mungekey --create --keyfile="$tmp/munge/munge.key" --bits=1024
 socket=$tmp/munge/munge.socket
 $SUDO munged --foreground --force --socket="$socket" --key-file="$tmp/munge/munge.key" \
