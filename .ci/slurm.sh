@@ -78,10 +78,10 @@ cleanup() {
   done
   for pid in "${pids[@]}"; do
     for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
+      $SUDO kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && { say "pid $pid did not stop on TERM; KILL"; $SUDO kill -KILL "$pid"; }
+    $SUDO kill -0 "$pid" 2>/dev/null && { say "pid $pid did not stop on TERM; KILL"; $SUDO kill -KILL "$pid"; }
     wait "$pid" 2>/dev/null
   done
   if ((rc != 0)); then
