@@ -52,34 +52,34 @@ pub struct Opts {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
     /// Requests in flight.
-    #[arg(short = 'c', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY))]
+    #[arg(short = 'c', long, default_value_t = 100, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY))]
     pub concurrency: u32,
     /// Independent single-threaded event loops.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: u32,
     /// Connections per host:port (0 = no limit).
-    #[arg(long = "per-host", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=MAX_CONCURRENCY))]
+    #[arg(long = "per-host", default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_CONCURRENCY))]
     pub per_host: u32,
     /// New requests per second (0 = no limit).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: f64,
     /// Name resolution + TCP connect + TLS handshake, seconds.
-    #[arg(long = "connect-timeout", default_value_t = 10.0, value_parser = parse_secs)]
+    #[arg(long = "connect-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
     pub connect_timeout: f64,
     /// Longest silence from the peer once the request is under way, seconds.
-    #[arg(long = "read-timeout", default_value_t = 10.0, value_parser = parse_secs)]
+    #[arg(long = "read-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
     pub read_timeout: f64,
     /// The whole attempt, redirects included, seconds (0 = none).
-    #[arg(long = "timeout", default_value_t = 30.0, value_parser = parse_secs_or_zero)]
+    #[arg(long = "timeout", default_value_t = 30.0, allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub timeout: f64,
     /// Retries after dns (temporary), connect, connect_timeout, closed, read_timeout.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
     pub retries: u32,
     /// Follow redirects.
     #[arg(short = 'L', long = "follow")]
     pub follow: bool,
     /// Most redirects followed.
-    #[arg(long = "max-redirects", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=MAX_REDIRECTS))]
+    #[arg(long = "max-redirects", default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_REDIRECTS))]
     pub max_redirects: u32,
     /// Request method (default GET, or POST with --data).
     #[arg(short = 'X', long = "method")]
@@ -94,7 +94,7 @@ pub struct Opts {
     #[arg(short = 'A', long = "user-agent", value_name = "UA")]
     pub user_agent: Option<String>,
     /// Read at most this many decoded body bytes.
-    #[arg(long = "max-body", default_value_t = 1_048_576)]
+    #[arg(long = "max-body", default_value_t = 1_048_576, allow_negative_numbers = true, value_parser = clap::value_parser!(u64))]
     pub max_body: u64,
     /// Send `Connection: close` and never reuse connections.
     #[arg(long = "no-keepalive")]
