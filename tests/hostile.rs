@@ -48,6 +48,7 @@ struct Ran {
 
 /// Runs `cmd`, lets `feed` write its standard input (closed afterwards), and reaps it
 /// with `wait4` to learn its peak resident set size.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std cannot see
 fn run_measured(mut cmd: Command, feed: impl FnOnce(&mut std::process::ChildStdin)) -> Ran {
     let mut child = cmd
         .stdin(Stdio::piped())
