@@ -390,6 +390,59 @@ mod tests {
         assert_eq!(usable(""), None);
     }
 
+    /// Polls `s` until it yields a request or says it is exhausted (at most 30 s).
+    fn next_or_end(s: &mut Stream) -> Option<Request> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            if let Some(r) = s.next_request() {
+                return Some(r);
+            }
+            if s.is_exhausted() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("the stream neither yielded nor ended");
+    }
+
+    /// A `None` from a stream whose input is still open is "nothing yet", never
+    /// "finished" (the library's default for `is_exhausted` would say finished).
+    #[test]
+    fn a_quiet_input_is_not_exhausted() {
+        let fifo = std::env::temp_dir().join(format!("volley-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut w, b"http://a/\n").unwrap();
+            go_rx.recv().unwrap();
+            std::io::Write::write_all(&mut w, b"http://b/\n").unwrap();
+        });
+        let mut s = Stream::start(
+            Targets::List(fifo.to_str().unwrap().to_string()),
+            None,
+            crate::resume::Done::default(),
+            Arc::new(RequestSpec::default()),
+            Notifiers::default(),
+        )
+        .unwrap();
+        assert_eq!(next_or_end(&mut s).unwrap().url, "http://a/");
+        // The writer is waiting: nothing to pull, and not the end.
+        assert!(s.next_request().is_none());
+        assert!(!s.is_exhausted());
+        go_tx.send(()).unwrap();
+        let b = next_or_end(&mut s).unwrap();
+        assert_eq!((b.url.as_str(), b.tag), ("http://b/", 2));
+        writer.join().unwrap();
+        assert!(next_or_end(&mut s).is_none());
+        assert!(s.is_exhausted());
+        std::fs::remove_file(&fifo).unwrap();
+    }
+
     /// Every line read back with at most `keep` bytes kept and its true length.
     fn all_lines(input: &[u8], keep: usize, buf: usize) -> Vec<(Vec<u8>, LineRead)> {
         let mut r = BufReader::with_capacity(buf, input);
