@@ -3,7 +3,9 @@
 //!
 //! Invariants: a [`Target`] always has scheme http or https, a non-empty host (IDN
 //! names already in punycode, IPv6 in brackets in the Host value), and a port.
-//! Anything else is refused with `invalid_url` and a detail saying why.
+//! Anything else is refused with `invalid_url` and a detail saying why, as is an
+//! input longer than [`MAX_INPUT`] bytes. Only a scheme at the very start of the input
+//! (`name://`, RFC 3986 scheme syntax) counts as one: `host/?next=http://x` is a host.
 
 use crate::error::{Error, ErrorKind};
 use std::net::IpAddr;
@@ -22,24 +24,45 @@ pub struct Target {
     pub port: u16,
 }
 
+/// The longest input [`Target::parse`] accepts, in bytes (64 KiB): the binary's input
+/// reader keeps at most one byte more of a longer line, so that line is refused here.
+pub const MAX_INPUT: usize = 64 * 1024;
+
 fn bad(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidUrl, detail)
 }
 
+/// True when `s` begins with `scheme://`, the scheme being a letter followed by
+/// letters, digits, `+`, `-` or `.` (RFC 3986 §3.1).
+fn has_scheme(s: &str) -> bool {
+    let b = s.as_bytes();
+    let name = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        .count();
+    name > 0 && b[0].is_ascii_alphabetic() && b[name..].starts_with(b"://")
+}
+
 impl Target {
-    /// Parses a line of input: trimmed; `http://` is put in front when there is no
-    /// `://`.
+    /// Parses a line of input: trimmed; `http://` is put in front unless it begins
+    /// with a scheme (`name://`). Inputs longer than [`MAX_INPUT`] bytes (before
+    /// trimming) are refused.
     ///
     /// ```
     /// let t = volley::target::Target::parse("[::1]:8080/x").unwrap();
     /// assert_eq!((t.host(), t.port, t.host_header().as_str()), ("::1", 8080, "[::1]:8080"));
     /// ```
     pub fn parse(input: &str) -> Result<Target, Error> {
+        if input.len() > MAX_INPUT {
+            return Err(bad(format!(
+                "input longer than {MAX_INPUT} bytes (64 KiB); the rest of it was not read"
+            )));
+        }
         let s = input.trim();
         if s.is_empty() {
             return Err(bad("empty URL"));
         }
-        let url = if s.contains("://") {
+        let url = if has_scheme(s) {
             Url::parse(s)
         } else {
             Url::parse(&format!("http://{s}"))
@@ -139,6 +162,70 @@ mod tests {
         assert_eq!(t.host(), "xn--bcher-kva.example");
         let t = Target::parse("http://h/a b").unwrap();
         assert_eq!(t.origin_form(), "/a%20b");
+    }
+
+    /// Only a scheme at the start counts; anything else gets `http://` in front.
+    #[test]
+    fn scheme_only_at_the_start() {
+        for (input, url) in [
+            ("host/?next=http://x", "http://host/?next=http://x"),
+            ("host/a?u=https://y/z#f", "http://host/a?u=https://y/z"),
+            ("host:8080/r=ftp://q", "http://host:8080/r=ftp://q"),
+            ("host/path://x", "http://host/path://x"),
+            ("HTTP://Host/", "http://host/"),
+            ("HtTpS://host/", "https://host/"),
+            ("  http://h/  ", "http://h/"),
+            ("[::1]:8080/?u=http://x", "http://[::1]:8080/?u=http://x"),
+            ("//host/x", "http://host/x"),
+            ("host", "http://host/"),
+        ] {
+            let t = Target::parse(input).unwrap_or_else(|e| panic!("{input}: {e:?}"));
+            assert_eq!(t.url.as_str(), url, "{input}");
+        }
+        for (input, scheme) in [
+            ("ftp://x/", true),
+            ("a+b-c.d://x", true),
+            ("x://y", true),
+            ("1ttp://x", false),
+            ("+a://x", false),
+            ("a b://x", false),
+            ("://x", false),
+            ("http:/x", false),
+            ("http//x", false),
+            ("h/x://y", false),
+            ("", false),
+        ] {
+            assert_eq!(has_scheme(input), scheme, "{input}");
+        }
+        // A scheme that is not http/https is refused, named in the detail.
+        let e = Target::parse("gopher://x/").unwrap_err();
+        assert!(e.detail.contains("gopher"), "{e:?}");
+    }
+
+    #[test]
+    fn input_length_is_capped() {
+        let path = "a".repeat(MAX_INPUT - "http://h/".len());
+        let ok = format!("http://h/{path}");
+        assert_eq!(ok.len(), MAX_INPUT);
+        assert!(Target::parse(&ok).is_ok());
+        let long = format!("{ok}a");
+        let e = Target::parse(&long).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidUrl);
+        assert!(e.detail.contains("65536"), "{e:?}");
+        // Whitespace counts: the cap is on the input as read.
+        assert!(Target::parse(&format!("{}http://h/", " ".repeat(MAX_INPUT))).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever follows the host never turns it into a scheme.
+        #[test]
+        fn anything_after_a_host_keeps_http(rest in "[ -~]{0,40}") {
+            let input = format!("host/{rest}");
+            if let Ok(t) = Target::parse(&input) {
+                proptest::prop_assert_eq!(t.url.scheme(), "http");
+                proptest::prop_assert_eq!(t.host(), "host");
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn volley() -> Command {
     Command::new(env!("CARGO_BIN_EXE_volley"))
@@ -77,32 +79,50 @@ fn jsonl_keys_in_contract_order() {
             b"HTTP/1.1 301 Moved\r\nLocation: /\r\nContent-Length: 0\r\n\r\n".to_vec()
         }
     });
+    let refused = format!("http://{}/", closed_port());
     let out = volley()
-        .args(["-q", &s.url("/"), &s.url("/r"), "not a url"])
+        .args([
+            "-q",
+            "--retries",
+            "0",
+            &s.url("/"),
+            &s.url("/r"),
+            "not a url",
+            &refused,
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let mut ls = lines(&out.stdout);
     ls.sort_by_key(|o| get(o, "n").parse::<u64>().unwrap());
-    let keys: Vec<&str> = ls[0].iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        [
-            "n",
-            "input",
-            "url",
-            "status",
-            "error",
-            "detail",
-            "length",
-            "bytes",
-            "location",
-            "redirects",
-            "final_url",
-            "time_ms",
-            "attempts"
-        ]
-    );
+    assert_eq!(ls.len(), 4);
+    // Every line, success or error, has the contract's keys in order, and time_ms
+    // its five phases in order.
+    for l in &ls {
+        let keys: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "n",
+                "input",
+                "url",
+                "status",
+                "error",
+                "detail",
+                "length",
+                "bytes",
+                "location",
+                "redirects",
+                "final_url",
+                "time_ms",
+                "attempts"
+            ],
+            "{l:?}"
+        );
+        let time = serde_like::parse(get(l, "time_ms"));
+        let phases: Vec<&str> = time.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(phases, ["dns", "connect", "tls", "ttfb", "total"], "{l:?}");
+    }
     assert_eq!(get(&ls[0], "status"), "200");
     assert_eq!(get(&ls[0], "error"), "null");
     assert_eq!(get(&ls[0], "bytes"), "5");
@@ -110,7 +130,10 @@ fn jsonl_keys_in_contract_order() {
     assert_eq!(get(&ls[1], "location"), format!("\"{}\"", s.url("/")));
     assert_eq!(get(&ls[2], "error"), "\"invalid_url\"");
     assert_eq!(get(&ls[2], "input"), "\"not a url\"");
-    assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count(), 3);
+    assert_eq!(get(&ls[2], "status"), "null");
+    assert_eq!(get(&ls[3], "error"), "\"connect_refused\"");
+    assert_eq!(get(&ls[3], "status"), "null");
+    assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count(), 4);
 }
 
 #[test]
@@ -250,11 +273,45 @@ fn output_file_and_exit_statuses() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Blocks until `flag` is set (at most 60 s, so a failing test still ends).
+fn wait_for(flag: &AtomicBool) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !flag.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sets a flag when dropped: releases a held server handler whatever the test does.
+struct Release(Arc<AtomicBool>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `path` holds `want` whole lines (at most 60 s); returns how many.
+fn wait_for_lines(path: &std::path::Path, want: usize) -> usize {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let have = std::fs::read(path)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0);
+        if have >= want || Instant::now() >= until {
+            return have;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn sigint_writes_finished_results_and_exits_130() {
-    let s = http(|p| {
+    // /slow is answered only after the test has signalled volley.
+    let release = Release(Arc::new(AtomicBool::new(false)));
+    let held = release.0.clone();
+    let s = http(move |p| {
         if p.starts_with("/slow") {
-            std::thread::sleep(Duration::from_secs(5));
+            wait_for(&held);
         }
         ok_response("x")
     });
@@ -276,13 +333,40 @@ fn sigint_writes_finished_results_and_exits_130() {
         .unwrap()
         .write_all(urls.as_bytes())
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait for the two fast results on stdout, then interrupt.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => got.push(l),
+            Err(e) => panic!("waiting for two results: {e:?} after {got:?}"),
+        }
+    }
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    let ls = lines(&out.stdout);
-    assert_eq!(ls.len(), 2, "the two finished results, whole");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    reader.join().unwrap();
+    got.extend(rx.try_iter());
+    drop(release);
+    let ls: Vec<_> = got.iter().map(|l| serde_like::parse(l)).collect();
+    assert_eq!(ls.len(), 2, "the two finished results, whole: {got:?}");
+    let mut inputs: Vec<&str> = ls.iter().map(|o| get(o, "input")).collect();
+    inputs.sort();
+    assert_eq!(
+        inputs,
+        [
+            format!("\"{}\"", s.url("/fast1")),
+            format!("\"{}\"", s.url("/fast2"))
+        ]
+    );
 }
 
 #[test]
@@ -441,12 +525,13 @@ fn deny_and_bad_cidr() {
 
 #[test]
 fn resume_finishes_an_interrupted_run_with_nothing_lost_or_doubled() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let first = std::sync::Arc::new(AtomicBool::new(true));
+    let first = Arc::new(AtomicBool::new(true));
+    // /slow hangs the first time only, until the first run has been stopped.
+    let release = Release(Arc::new(AtomicBool::new(false)));
+    let held = release.0.clone();
     let s = http(move |p| {
-        // /slow hangs the first time only.
         if p == "/slow" && first.swap(false, Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_secs(4));
+            wait_for(&held);
         }
         ok_response("x")
     });
@@ -476,10 +561,12 @@ fn resume_finishes_an_interrupted_run_with_nothing_lost_or_doubled() {
         ])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stop it once the five fast results are on disk.
+    assert_eq!(wait_for_lines(&out, 5), 5);
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
+    drop(release);
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
     let st = volley()
         .args([

@@ -396,9 +396,21 @@ fn see_other_turns_post_into_get() {
 
 #[test]
 fn per_host_limit_is_respected() {
-    let s = server(|_, mut st, _| {
+    // No connection is answered until three are open at once (at most 30 s): the
+    // limit must be reached, not only never exceeded.
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = server(move |_, mut st, _| {
+        let mut first = true;
         while read_request(&mut st).is_some() {
-            sleep(Duration::from_millis(20));
+            if std::mem::take(&mut first) {
+                arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let until = std::time::Instant::now() + Duration::from_secs(30);
+                while arrived.load(std::sync::atomic::Ordering::SeqCst) < 3
+                    && std::time::Instant::now() < until
+                {
+                    sleep(Duration::from_millis(5));
+                }
+            }
             let _ = st.write_all(&ok_response("x"));
         }
     });
@@ -413,7 +425,7 @@ fn per_host_limit_is_respected() {
     );
     assert!(r.outcomes.iter().all(|o| o.status == Some(200)));
     let max = s.max_open.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(max <= 3, "{max} connections open at once");
+    assert_eq!(max, 3, "{max} connections open at once: the limit, reached");
 }
 
 #[test]

@@ -62,34 +62,34 @@ pub struct Opts {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
     /// Requests in flight.
-    #[arg(short = 'c', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'c', long, default_value_t = 100, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY))]
     pub concurrency: u32,
     /// Independent single-threaded event loops.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: u32,
     /// Connections per host:port (0 = no limit).
-    #[arg(long = "per-host", default_value_t = 0)]
+    #[arg(long = "per-host", default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_CONCURRENCY))]
     pub per_host: u32,
     /// New requests per second (0 = no limit).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_nonneg)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: f64,
     /// Name resolution + TCP connect + TLS handshake, seconds.
-    #[arg(long = "connect-timeout", default_value_t = 10.0, value_parser = parse_pos)]
+    #[arg(long = "connect-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
     pub connect_timeout: f64,
     /// Longest silence from the peer once the request is under way, seconds.
-    #[arg(long = "read-timeout", default_value_t = 10.0, value_parser = parse_pos)]
+    #[arg(long = "read-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
     pub read_timeout: f64,
     /// The whole attempt, redirects included, seconds (0 = none).
-    #[arg(long = "timeout", default_value_t = 30.0, value_parser = parse_nonneg)]
+    #[arg(long = "timeout", default_value_t = 30.0, allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub timeout: f64,
     /// Retries after dns (temporary), connect, connect_timeout, closed, read_timeout.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
     pub retries: u32,
     /// Follow redirects.
     #[arg(short = 'L', long = "follow")]
     pub follow: bool,
     /// Most redirects followed.
-    #[arg(long = "max-redirects", default_value_t = 10)]
+    #[arg(long = "max-redirects", default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_REDIRECTS))]
     pub max_redirects: u32,
     /// Request method (default GET, or POST with --data).
     #[arg(short = 'X', long = "method")]
@@ -104,7 +104,7 @@ pub struct Opts {
     #[arg(short = 'A', long = "user-agent", value_name = "UA")]
     pub user_agent: Option<String>,
     /// Read at most this many decoded body bytes.
-    #[arg(long = "max-body", default_value_t = 1_048_576)]
+    #[arg(long = "max-body", default_value_t = 1_048_576, allow_negative_numbers = true, value_parser = clap::value_parser!(u64))]
     pub max_body: u64,
     /// Send `Connection: close` and never reuse connections.
     #[arg(long = "no-keepalive")]
@@ -138,18 +138,69 @@ pub struct Opts {
     pub resolve: Vec<(String, u16, IpAddr)>,
 }
 
-fn parse_pos(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
+/// Shortest timeout accepted, seconds: deadlines are kept in whole milliseconds.
+pub const MIN_SECS: f64 = 0.001;
+/// Longest timeout accepted, seconds (about 11.6 days): far from where adding it to
+/// an `Instant` or a `Duration` could overflow, and longer than any probe needs.
+pub const MAX_SECS: f64 = 1e6;
+/// Slowest `--rate` other than 0 (none): one request per [`MAX_SECS`].
+pub const MIN_RATE: f64 = 1.0 / MAX_SECS;
+/// Fastest `--rate`: a billion requests per second, beyond any loop's reach (and the
+/// interval, one nanosecond, still a whole `Duration`).
+pub const MAX_RATE: f64 = 1e9;
+/// Most requests in flight (`-c`) or connections per host (`--per-host`): each needs
+/// a descriptor, and Linux allows a process at most 2^20 of them.
+pub const MAX_CONCURRENCY: i64 = 1 << 20;
+/// Most `--retries`: the backoff is capped at 30 s, so 100 retries already wait close
+/// to an hour for one target.
+pub const MAX_RETRIES: i64 = 100;
+/// Most `--max-redirects` (curl's default is 50; every hop is kept in `redirects`).
+pub const MAX_REDIRECTS: i64 = 1000;
+
+/// A number as written on the command line: decimal or exponent form, finite.
+fn parse_finite(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// A timeout in seconds, from [`MIN_SECS`] to [`MAX_SECS`].
+pub fn parse_secs(s: &str) -> Result<f64, String> {
+    match parse_finite(s) {
+        Some(v) if (MIN_SECS..=MAX_SECS).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds from {MIN_SECS} to {MAX_SECS}"
+        )),
     }
 }
 
-fn parse_nonneg(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a non-negative number")),
+/// A timeout in seconds that may be 0 (none), else as [`parse_secs`].
+pub fn parse_secs_or_zero(s: &str) -> Result<f64, String> {
+    match parse_finite(s) {
+        Some(v) if v == 0.0 || (MIN_SECS..=MAX_SECS).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not 0 (none) or a number of seconds from {MIN_SECS} to {MAX_SECS}"
+        )),
     }
+}
+
+/// Requests per second: 0 (no limit), or from [`MIN_RATE`] to [`MAX_RATE`].
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match parse_finite(s) {
+        Some(v) if v == 0.0 || (MIN_RATE..=MAX_RATE).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not 0 (no limit) or a rate per second from {MIN_RATE} to {MAX_RATE}"
+        )),
+    }
+}
+
+/// `secs` seconds as a `Duration`, refused (naming `option`) outside the range the
+/// parsers allow: no option value can panic or overflow a deadline later.
+fn duration(option: &str, secs: f64) -> Result<Duration, String> {
+    if !(MIN_SECS..=MAX_SECS).contains(&secs) {
+        return Err(format!(
+            "{option} {secs}: not a number of seconds from {MIN_SECS} to {MAX_SECS}"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{option} {secs}: {e}"))
 }
 
 /// Parses curl's `HOST:PORT:ADDR` (ADDR may be a bracketed IPv6 address).
@@ -238,9 +289,13 @@ impl Opts {
             concurrency: self.concurrency as usize,
             per_host: self.per_host as usize,
             rate: self.rate,
-            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
-            read_timeout: Duration::from_secs_f64(self.read_timeout),
-            total_timeout: (self.timeout > 0.0).then(|| Duration::from_secs_f64(self.timeout)),
+            connect_timeout: duration("--connect-timeout", self.connect_timeout)?,
+            read_timeout: duration("--read-timeout", self.read_timeout)?,
+            total_timeout: if self.timeout == 0.0 {
+                None
+            } else {
+                Some(duration("--timeout", self.timeout)?)
+            },
             retries: self.retries,
             follow: self.follow,
             max_redirects: self.max_redirects,
@@ -298,5 +353,69 @@ impl Opts {
             headers,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numeric_ranges() {
+        for ok in ["0.001", "1", "1e6", "1000000", " 2.5 "] {
+            assert!(parse_secs(ok).is_ok(), "{ok}");
+            assert!(parse_secs_or_zero(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(parse_secs_or_zero("0"), Ok(0.0));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        for bad in [
+            "0",
+            "-0.5",
+            "1e-300",
+            "0.0009",
+            "1000000.1",
+            "1e19",
+            "1e20",
+            "inf",
+            "-inf",
+            "NaN",
+            "nan",
+            "",
+            "x",
+            "1e309",
+        ] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+        for bad in ["-1", "1e-300", "1e7", "NaN", "inf"] {
+            assert!(parse_secs_or_zero(bad).is_err(), "{bad}");
+        }
+        for bad in ["-1", "1e-300", "1e-7", "1e10", "NaN", "inf", "1e308"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert!(parse_rate("1e-6").is_ok() && parse_rate("1e9").is_ok());
+        assert!(duration("--timeout", 1e20).is_err());
+        assert!(duration("--timeout", f64::NAN).is_err());
+    }
+
+    proptest! {
+        /// Whatever is accepted turns into deadlines that cannot overflow.
+        #[test]
+        fn accepted_values_make_safe_durations(
+            v in prop_oneof![proptest::num::f64::ANY, 0.0f64..2e6, 0.0f64..2e-3]
+        ) {
+            let text = format!("{v:e}");
+            let now = std::time::Instant::now();
+            if let Ok(secs) = parse_secs(&text) {
+                let d = duration("--read-timeout", secs).unwrap();
+                prop_assert!(now.checked_add(d).is_some());
+            }
+            if let Ok(secs) = parse_secs_or_zero(&text) {
+                prop_assert!(secs == 0.0 || duration("--timeout", secs).is_ok());
+            }
+            if let Ok(rate) = parse_rate(&text) {
+                prop_assert!(rate == 0.0 || Duration::try_from_secs_f64(1.0 / rate).is_ok());
+            }
+        }
     }
 }

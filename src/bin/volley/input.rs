@@ -2,12 +2,24 @@
 //! × wordlist × extensions; numbered, sharded, and handed to the engine through a
 //! bounded channel from a reader thread (so a slow stdin never blocks the event
 //! loop, and memory does not grow with the number of lines).
+//!
+//! Memory stays flat whatever the input: a line keeps at most [`LINE_KEEP`] bytes
+//! (the rest is discarded as it streams by), and a batch on the channel holds at most
+//! [`BATCH`] requests and about [`BATCH_BYTES`] bytes of URLs. A line longer than
+//! [`MAX_INPUT`] bytes still yields its target(s): its first `LINE_KEEP` bytes, which
+//! [`volley::target::Target::parse`] refuses as `invalid_url` (too long) — unless
+//! it is a comment.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use volley::engine::{Notifier, Request, RequestSpec, Source};
+use volley::target::MAX_INPUT;
+
+/// Bytes of a line kept: one more than a target may have, so a longer line is
+/// refused as too long rather than cut into a different URL.
+pub const LINE_KEEP: usize = MAX_INPUT + 1;
 
 /// Where targets come from.
 #[derive(Debug, Clone)]
@@ -55,6 +67,10 @@ fn open(path: &str) -> std::io::Result<Box<dyn Read + Send>> {
 /// Requests per message on the channel: batching keeps the reader thread and the
 /// event loop from waking each other for every line.
 const BATCH: usize = 256;
+
+/// A batch is sent once its URLs reach this many bytes, whatever its count, so the
+/// channel (16 batches) holds at most about 16 MiB however long the lines are.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Engines to wake when input arrives for a starving one.
 pub type Notifiers = Arc<std::sync::Mutex<Vec<Notifier>>>;
@@ -122,6 +138,7 @@ impl Stream {
                     wake(&st);
                     ok
                 };
+                let mut bytes = 0usize;
                 let mut emit =
                     |url: String, pending: &mut Vec<Request>, more_ready: bool| -> bool {
                         n += 1;
@@ -134,12 +151,16 @@ impl Stream {
                             return true; // answered by an earlier run (--resume)
                         }
                         tot.fetch_add(1, Ordering::Relaxed);
+                        if pending.is_empty() {
+                            bytes = 0; // sent since the last push
+                        }
+                        bytes += url.len();
                         pending.push(Request {
                             tag: n,
                             url,
                             spec: spec.clone(),
                         });
-                        if pending.len() >= BATCH || !more_ready {
+                        if pending.len() >= BATCH || bytes >= BATCH_BYTES || !more_ready {
                             return flush(pending);
                         }
                         true
@@ -165,9 +186,23 @@ impl Stream {
                             let mut r =
                                 BufReader::with_capacity(64 * 1024, reader.expect("opened"));
                             let mut line = Vec::new();
-                            while read_line(&mut r, &mut line)? {
+                            while let Some(read) = read_line(&mut r, &mut line, LINE_KEEP)? {
                                 let more = !r.buffer().is_empty();
                                 let text = String::from_utf8_lossy(&line);
+                                if read.too_long(MAX_INPUT) && !text.trim().starts_with('#') {
+                                    // The kept bytes are refused as too long: one
+                                    // result per target the line would have made.
+                                    for i in 0..=exts.len() {
+                                        if !emit(
+                                            text.to_string(),
+                                            &mut pending,
+                                            more || i < exts.len(),
+                                        ) {
+                                            return Ok(());
+                                        }
+                                    }
+                                    continue;
+                                }
                                 let Some(word) = usable(&text) else {
                                     if !more && !flush(&mut pending) {
                                         return Ok(());
@@ -218,10 +253,64 @@ impl Stream {
     }
 }
 
-/// Reads one line (without the newline) into `line`; false at the end.
-fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
+/// What [`read_line`] saw of one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRead {
+    /// Bytes in the line, without its `\n` (kept or not).
+    pub len: u64,
+    /// True when the line ended with `\n` (false for a last line without one).
+    pub newline: bool,
+    /// The line's last byte before the `\n` (kept or not); `None` when empty.
+    pub last: Option<u8>,
+}
+
+impl LineRead {
+    /// True when the line, without a `\r\n` or `\n` ending, has more than `max` bytes.
+    pub fn too_long(&self, max: usize) -> bool {
+        self.len - u64::from(self.last == Some(b'\r')) > max as u64
+    }
+}
+
+/// Reads one line into `line` (cleared first): its first `keep` bytes without the
+/// `\n`; the rest of the line is read and discarded as it streams, so memory never
+/// follows the line's length. `None` at the end of the input.
+pub fn read_line(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    keep: usize,
+) -> std::io::Result<Option<LineRead>> {
     line.clear();
-    Ok(r.read_until(b'\n', line)? > 0)
+    let mut read: Option<LineRead> = None;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(read);
+        }
+        let seen = read.get_or_insert(LineRead {
+            len: 0,
+            newline: false,
+            last: None,
+        });
+        let (take, newline) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        let room = keep.saturating_sub(line.len());
+        line.extend_from_slice(&buf[..take.min(room)]);
+        if take > 0 {
+            seen.last = Some(buf[take - 1]);
+        }
+        seen.len += take as u64;
+        seen.newline = newline;
+        r.consume(take + usize::from(newline));
+        if newline {
+            return Ok(read);
+        }
+    }
 }
 
 impl Stream {
@@ -299,5 +388,118 @@ mod tests {
         assert_eq!(usable("  # c"), None);
         assert_eq!(usable("  x  "), Some("x"));
         assert_eq!(usable(""), None);
+    }
+
+    /// Polls `s` until it yields a request or says it is exhausted (at most 30 s).
+    fn next_or_end(s: &mut Stream) -> Option<Request> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            if let Some(r) = s.next_request() {
+                return Some(r);
+            }
+            if s.is_exhausted() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("the stream neither yielded nor ended");
+    }
+
+    /// A `None` from a stream whose input is still open is "nothing yet", never
+    /// "finished" (the library's default for `is_exhausted` would say finished).
+    #[test]
+    fn a_quiet_input_is_not_exhausted() {
+        let fifo = std::env::temp_dir().join(format!("volley-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut w, b"http://a/\n").unwrap();
+            go_rx.recv().unwrap();
+            std::io::Write::write_all(&mut w, b"http://b/\n").unwrap();
+        });
+        let mut s = Stream::start(
+            Targets::List(fifo.to_str().unwrap().to_string()),
+            None,
+            crate::resume::Done::default(),
+            Arc::new(RequestSpec::default()),
+            Notifiers::default(),
+        )
+        .unwrap();
+        assert_eq!(next_or_end(&mut s).unwrap().url, "http://a/");
+        // The writer is waiting: nothing to pull, and not the end.
+        assert!(s.next_request().is_none());
+        assert!(!s.is_exhausted());
+        go_tx.send(()).unwrap();
+        let b = next_or_end(&mut s).unwrap();
+        assert_eq!((b.url.as_str(), b.tag), ("http://b/", 2));
+        writer.join().unwrap();
+        assert!(next_or_end(&mut s).is_none());
+        assert!(s.is_exhausted());
+        std::fs::remove_file(&fifo).unwrap();
+    }
+
+    /// Every line read back with at most `keep` bytes kept and its true length.
+    fn all_lines(input: &[u8], keep: usize, buf: usize) -> Vec<(Vec<u8>, LineRead)> {
+        let mut r = BufReader::with_capacity(buf, input);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        while let Some(read) = read_line(&mut r, &mut line, keep).unwrap() {
+            assert!(line.len() <= keep);
+            out.push((line.clone(), read));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_are_capped_and_the_rest_discarded() {
+        let mut input = b"short\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100_000));
+        input.extend_from_slice(b"\r\nnext\r\nlast");
+        let ls = all_lines(&input, 10, 64);
+        let lens: Vec<(usize, u64, bool, bool)> = ls
+            .iter()
+            .map(|(l, r)| (l.len(), r.len, r.newline, r.last == Some(b'\r')))
+            .collect();
+        assert_eq!(
+            lens,
+            [
+                (5, 5, true, false),
+                (10, 100_001, true, true),
+                (5, 5, true, true),
+                (4, 4, false, false)
+            ]
+        );
+        assert_eq!(ls[1].0, b"xxxxxxxxxx");
+        assert!(ls[1].1.too_long(10) && !ls[2].1.too_long(4) && ls[2].1.too_long(3));
+        assert!(all_lines(b"", 10, 64).is_empty());
+        assert_eq!(all_lines(b"\n", 10, 64).len(), 1);
+    }
+
+    proptest::proptest! {
+        /// Whatever the buffer size and cap, each line comes back as its first `keep`
+        /// bytes with its true length, as splitting on `\n` would give.
+        #[test]
+        fn capped_lines_match_a_plain_split(
+            input in proptest::collection::vec(proptest::sample::select(b"ab\r\n".to_vec()), 0..300),
+            keep in 0usize..20,
+            buf in 1usize..40,
+        ) {
+            let got = all_lines(&input, keep, buf);
+            let mut want: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+            if input.is_empty() || input.ends_with(b"\n") {
+                want.pop();
+            }
+            proptest::prop_assert_eq!(got.len(), want.len());
+            for ((kept, read), w) in got.iter().zip(want) {
+                proptest::prop_assert_eq!(&kept[..], &w[..w.len().min(keep)]);
+                proptest::prop_assert_eq!(read.len, w.len() as u64);
+                proptest::prop_assert_eq!(read.last, w.last().copied());
+            }
+        }
     }
 }
