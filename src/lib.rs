@@ -15,6 +15,7 @@ pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod resolve;
+pub mod rng;
 pub mod socket;
 pub mod target;
 pub mod timer;
