@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(names_to_try("Abs.Name.", &s, 5), ["abs.name"]);
         assert_eq!(names_to_try("www", &[], 1), ["www"]);
         let long = "x".repeat(250);
-        assert_eq!(names_to_try(&long, &s, 1), [long.clone()]);
+        assert_eq!(names_to_try(&long, &s, 1), vec![long]);
     }
 
     #[test]
