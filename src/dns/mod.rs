@@ -11,4 +11,6 @@
 pub mod cache;
 pub mod conf;
 pub mod message;
+mod pool;
 pub mod stub;
+mod tcp;
