@@ -19,10 +19,10 @@
 //! name is reported exactly once.
 
 use super::cache::{Cache, Cached};
-use super::conf::{names_to_try, ResolvConf};
-use super::message::{encode_query, parse_answer, TYPE_A, TYPE_AAAA};
+use super::conf::names_to_try;
+use super::message::{encode_query, TYPE_A, TYPE_AAAA};
 use super::pool::Pool;
-use super::tcp::{Progress, TcpQuery};
+use super::tcp::TcpQuery;
 use crate::error::{Error, ErrorKind};
 use crate::rng::SecureRandom;
 use mio::{Registry, Token};
@@ -32,88 +32,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod config;
+mod replies;
 mod settle;
+pub use config::{StubConfig, QUERY_TIMEOUT, TRIES};
 use settle::{Outcome, RC_INVALID, RC_NO_RANDOM, RC_TIMED_OUT};
-
-/// Default wait before a query is sent again (to the next server).
-pub const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Default rounds over the server list before a query counts as timed out.
-pub const TRIES: u32 = 3;
 
 /// A finished name: addresses and TTL, or the error and whether it is temporary.
 pub type Settled = (String, Result<(Vec<IpAddr>, u32), (Error, bool)>);
-
-/// How the stub behaves; [`StubConfig::new`] gives the defaults.
-#[derive(Debug, Clone)]
-pub struct StubConfig {
-    /// Servers to ask (at least one).
-    pub servers: Vec<SocketAddr>,
-    /// Wait for an answer before sending again.
-    pub timeout: Duration,
-    /// Rounds over the server list (sends per query = attempts × servers).
-    pub attempts: u32,
-    /// Start successive queries at successive servers.
-    pub rotate: bool,
-    /// Search domains ([`names_to_try`]).
-    pub search: Vec<String>,
-    /// Dots that make a name be tried as given first.
-    pub ndots: u8,
-    /// Queries in flight at most (1..=65,536: the ID space).
-    pub max_in_flight: usize,
-    /// Queries started per second at most (`--dns-rate`); `None`: no cap.
-    pub rate: Option<f64>,
-    /// UDP sockets per address family.
-    pub sockets: usize,
-    /// Queries a UDP socket carries before it is replaced (new random port).
-    pub socket_reuse: u32,
-    /// TCP connections (truncated answers) at once.
-    pub tcp_max: usize,
-    /// Names the cache holds (0: no cache).
-    pub cache_size: usize,
-    /// Longest time a positive answer is cached.
-    pub max_ttl: Duration,
-    /// Longest time a negative answer is cached.
-    pub max_negative_ttl: Duration,
-}
-
-impl StubConfig {
-    /// Defaults for these servers.
-    pub fn new(servers: Vec<SocketAddr>) -> StubConfig {
-        StubConfig {
-            servers,
-            timeout: QUERY_TIMEOUT,
-            attempts: TRIES,
-            rotate: false,
-            search: Vec::new(),
-            ndots: 1,
-            max_in_flight: 4096,
-            rate: None,
-            sockets: 8,
-            socket_reuse: 256,
-            tcp_max: 16,
-            cache_size: super::cache::DEFAULT_CAPACITY,
-            max_ttl: Duration::from_secs(3600),
-            max_negative_ttl: Duration::from_secs(300),
-        }
-    }
-
-    /// Defaults overridden by what resolv.conf says (servers, search, ndots,
-    /// timeout, attempts, rotate).
-    pub fn from_resolv_conf(c: &ResolvConf) -> StubConfig {
-        let mut s = StubConfig::new(c.servers.clone());
-        s.search = c.search.clone();
-        s.ndots = c.ndots;
-        s.timeout = c.timeout.unwrap_or(s.timeout);
-        s.attempts = c.attempts.unwrap_or(s.attempts);
-        s.rotate = c.rotate;
-        s
-    }
-
-    /// Tokens [`Stub::with_config`] uses (UDP sockets of both families, TCP).
-    pub fn tokens_needed(&self) -> usize {
-        2 * self.sockets.max(1) + self.tcp_max.max(1)
-    }
-}
 
 /// How sockets map to tokens.
 #[derive(Debug, Clone, Copy)]
@@ -478,143 +404,6 @@ impl Stub {
             self.timers
                 .retain(|(_, id, seq)| queries.get(id).is_some_and(|q| q.seq == *seq));
         }
-    }
-
-    /// Reads every reply waiting on the sockets (all of them); uses the clock.
-    pub fn on_readable(&mut self, settled: &mut Vec<Settled>) {
-        self.drain(None, Instant::now(), settled);
-    }
-
-    /// Reads what is waiting on the sockets registered with `token`.
-    pub fn on_ready(&mut self, token: Token, now: Instant, settled: &mut Vec<Settled>) {
-        self.drain(Some(token), now, settled);
-    }
-
-    fn drain(&mut self, token: Option<Token>, now: Instant, settled: &mut Vec<Settled>) {
-        for slot in 0..self.pool.len() {
-            if token.is_none_or(|t| t == self.pool.token(slot)) {
-                self.drain_udp(slot, now, settled);
-            }
-        }
-        for j in 0..self.tcp.len() {
-            let mine = match (token, self.tokens) {
-                (None, _) | (_, Tokens::Shared(_)) => true,
-                (Some(t), Tokens::Span { first, .. }) => t.0 == first - 2 * self.cfg.sockets - j,
-            };
-            if mine && self.tcp[j].is_some() {
-                self.drive_tcp(j, now, settled);
-            }
-        }
-        self.pump(now, settled);
-    }
-
-    fn drain_udp(&mut self, slot: usize, now: Instant, settled: &mut Vec<Settled>) {
-        let mut errors = 0;
-        loop {
-            let (n, from) = match self.pool.recv(slot, &mut self.buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // ICMP errors (port unreachable) surface here once each; the
-                // retransmit timer deals with them. A persistent error stops the loop.
-                Err(_) if errors < 16 => {
-                    errors += 1;
-                    continue;
-                }
-                Err(_) => return,
-            };
-            if n < 12 {
-                continue;
-            }
-            let id = u16::from_be_bytes([self.buf[0], self.buf[1]]);
-            let Some(q) = self.queries.get(&id) else {
-                continue;
-            };
-            let from_ours = self
-                .cfg
-                .servers
-                .iter()
-                .enumerate()
-                .any(|(i, s)| *s == from && q.sent_to & (1 << (i % 64)) != 0);
-            if q.tcp || q.slot != slot || !from_ours {
-                continue;
-            }
-            let Ok(a) = parse_answer(&self.buf[..n], id, &q.qname, q.qtype) else {
-                continue;
-            };
-            if a.truncated {
-                self.retry_over_tcp(id, from, now, settled);
-                continue;
-            }
-            let q = self.queries.get(&id).expect("in flight");
-            let more = q.sends < self.cfg.attempts * self.cfg.servers.len() as u32;
-            if matches!(a.rcode, 2 | 4 | 5) && more {
-                // Server failure, not implemented, refused: ask the next server now.
-                self.send(id, now, settled);
-                continue;
-            }
-            self.end_query(id, Outcome::from_answer(a), now, settled);
-        }
-    }
-
-    /// Moves a query whose UDP answer was truncated to TCP (to the same server).
-    fn retry_over_tcp(
-        &mut self,
-        id: u16,
-        server: SocketAddr,
-        now: Instant,
-        settled: &mut Vec<Settled>,
-    ) {
-        let q = self.queries.get_mut(&id).expect("in flight");
-        q.tcp = true;
-        self.seq += 1;
-        q.seq = self.seq;
-        self.timers
-            .push_back((now + self.cfg.timeout, id, self.seq));
-        let slot = std::mem::replace(&mut q.slot, usize::MAX);
-        self.pool.release(slot, &self.registry, &mut self.rand);
-        self.tcp_wait.push_back((id, server));
-        self.start_tcp(now, settled);
-    }
-
-    /// Starts waiting TCP queries while connections are free.
-    fn start_tcp(&mut self, now: Instant, settled: &mut Vec<Settled>) {
-        while let Some(j) = self.tcp.iter().position(Option::is_none) {
-            let Some((id, server)) = self.tcp_wait.pop_front() else {
-                return;
-            };
-            let Some(q) = self.queries.get(&id) else {
-                continue;
-            };
-            let mut msg = Vec::with_capacity(64);
-            if encode_query(id, &q.qname, q.qtype, &mut msg).is_err() {
-                self.end_query(id, Outcome::fail(RC_INVALID), now, settled);
-                continue;
-            }
-            let token = self.tcp_token(j, server);
-            match TcpQuery::start(server, id, &msg, token, &self.registry) {
-                Ok(t) => self.tcp[j] = Some(t),
-                Err(_) => self.end_query(id, Outcome::fail(RC_TIMED_OUT), now, settled),
-            }
-        }
-    }
-
-    fn drive_tcp(&mut self, j: usize, now: Instant, settled: &mut Vec<Settled>) {
-        let Some(t) = self.tcp[j].as_mut() else {
-            return;
-        };
-        let id = t.id;
-        let outcome = match t.on_ready() {
-            Progress::Pending => return,
-            Progress::Failed => Outcome::fail(RC_TIMED_OUT),
-            Progress::Answer(msg) => match self.queries.get(&id) {
-                Some(q) => match parse_answer(&msg, id, &q.qname, q.qtype) {
-                    Ok(a) => Outcome::from_answer(a),
-                    Err(_) => Outcome::fail(2),
-                },
-                None => Outcome::fail(RC_TIMED_OUT),
-            },
-        };
-        self.end_query(id, outcome, now, settled);
     }
 
     /// Retransmits or gives up on queries whose time has come; starts queued ones.
