@@ -137,6 +137,11 @@ impl Stub {
             return Err(io::Error::other("no DNS server"));
         }
         cfg.max_in_flight = cfg.max_in_flight.clamp(1, 1 << 16);
+        cfg.rate = cfg.rate.filter(|r| r.is_finite() && *r > 0.0);
+        let hour = Duration::from_secs(3600);
+        cfg.timeout = cfg.timeout.clamp(Duration::from_millis(1), hour);
+        cfg.max_ttl = cfg.max_ttl.min(24 * hour);
+        cfg.max_negative_ttl = cfg.max_negative_ttl.min(24 * hour);
         cfg.attempts = cfg.attempts.max(1);
         cfg.tcp_max = cfg.tcp_max.max(1);
         cfg.sockets = cfg.sockets.max(1);

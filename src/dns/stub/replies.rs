@@ -81,9 +81,12 @@ impl Stub {
                 continue;
             }
             let q = self.queries.get(&id).expect("in flight");
-            let more = q.sends < self.cfg.attempts * self.cfg.servers.len() as u32;
-            if matches!(a.rcode, 2 | 4 | 5) && more {
-                // Server failure, not implemented, refused: ask the next server now.
+            let n = self.cfg.servers.len();
+            let more = q.sends < self.cfg.attempts * n as u32;
+            let untried = (0..n.min(64)).any(|i| q.sent_to & (1 << i) == 0);
+            if matches!(a.rcode, 2 | 4 | 5) && more && untried {
+                // Server failure, not implemented, refused: ask a server this query has
+                // not asked yet, now (the same server would most likely say the same).
                 self.send(id, now, settled);
                 continue;
             }
