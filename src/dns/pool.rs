@@ -106,12 +106,13 @@ impl Pool {
     /// A slot of the family for a new query: a random one among those not yet due for
     /// replacement, else the least busy one. `None` when the family has no socket.
     pub(crate) fn pick(&self, v6: bool, rand: &mut SecureRandom) -> Option<usize> {
-        let fresh: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].v6 == v6 && self.slots[i].used < self.reuse)
-            .collect();
-        if !fresh.is_empty() {
-            let r = rand.u16().map_or(0, usize::from);
-            return Some(fresh[r % fresh.len()]);
+        let n = self.slots.len();
+        let start = rand.u16().map_or(0, usize::from);
+        let fresh = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.slots[i].v6 == v6 && self.slots[i].used < self.reuse);
+        if fresh.is_some() {
+            return fresh;
         }
         (0..self.slots.len())
             .filter(|&i| self.slots[i].v6 == v6)

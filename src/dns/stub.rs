@@ -272,14 +272,16 @@ impl Stub {
     }
 
     /// Starts queued queries while there is room in flight and rate to spend.
+    /// Every public call that changes state ends here, leaving the timers' front live.
     fn pump(&mut self, now: Instant, settled: &mut Vec<Settled>) {
         while !self.queue.is_empty() && self.queries.len() < self.cfg.max_in_flight {
             if !self.take_rate_token(now) {
-                return;
+                break;
             }
             let q = self.queue.pop_front().expect("not empty");
             self.launch(q, now, settled);
         }
+        self.compact_timers();
     }
 
     fn take_rate_token(&mut self, now: Instant) -> bool {
@@ -404,6 +406,13 @@ impl Stub {
 
     /// Drops stale timer entries once they outnumber live queries.
     fn compact_timers(&mut self) {
+        // Stale entries at the front go at once (so the front is the next deadline).
+        while let Some(&(_, id, seq)) = self.timers.front() {
+            if self.queries.get(&id).is_some_and(|q| q.seq == seq) {
+                break;
+            }
+            self.timers.pop_front();
+        }
         if self.timers.len() > 4 * self.queries.len() + 1024 {
             let queries = &self.queries;
             self.timers
@@ -433,11 +442,8 @@ impl Stub {
 
     /// The next retransmission, give-up or rate-cap time.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let timer = self
-            .timers
-            .iter()
-            .find(|(_, id, seq)| self.queries.get(id).is_some_and(|q| q.seq == *seq))
-            .map(|t| t.0);
+        // The front is live after every public call (see `compact_timers`).
+        let timer = self.timers.front().map(|t| t.0);
         match (timer, self.rate_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
