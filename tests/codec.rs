@@ -449,6 +449,44 @@ proptest! {
         prop_assert!(r.reusable);
     }
 
+    /// RFC 9112 chunk extensions (token names; token or quoted values; BWS) never
+    /// change the body, whatever the split; one stray byte after the size does.
+    #[test]
+    fn chunk_extensions_are_skipped_and_checked(
+        body in proptest::collection::vec(any::<u8>(), 1..200),
+        exts in proptest::collection::vec(
+            ("[a-zA-Z0-9!#$%&'*+.^_`|~-]{1,8}", proptest::option::of("[a-z0-9]{1,5}|\"[ a-z;=,]{0,6}\""), "[ \t]{0,2}"),
+            0..4,
+        ),
+        points in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let mut line = format!("{:x}", body.len());
+        for (name, val, ws) in &exts {
+            line.push_str(ws);
+            line.push(';');
+            line.push_str(ws);
+            line.push_str(name);
+            if let Some(v) = val {
+                line.push_str(ws);
+                line.push('=');
+                line.push_str(ws);
+                line.push_str(v);
+            }
+        }
+        let mut input = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        input.extend_from_slice(line.as_bytes());
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&body);
+        input.extend_from_slice(b"\r\n0\r\n\r\n");
+        let pieces = split_at_points(&input, &points);
+        let r = decode_pieces(pieces.iter().map(|p| &p[..]), false, CAP).unwrap();
+        prop_assert_eq!(r.body, body.clone());
+        // A second number after the size is never accepted.
+        let bad = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x} 1\r\n", body.len());
+        let e = decode_pieces([bad.as_bytes()], false, CAP).unwrap_err();
+        prop_assert_eq!(e.kind, ErrorKind::Protocol);
+    }
+
     #[test]
     fn gzip_any_split_same_body(
         body in proptest::collection::vec(any::<u8>(), 0..5000),
