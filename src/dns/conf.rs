@@ -50,7 +50,7 @@ impl Default for ResolvConf {
 
 fn normalise(name: &str) -> Option<String> {
     let n = name.strip_suffix('.').unwrap_or(name);
-    (!n.is_empty() && n.len() <= 253 && !n.split('.').any(str::is_empty))
+    (!n.is_empty() && n.len() <= 253 && !n.split('.').any(|l| l.is_empty() || l.len() > 63))
         .then(|| n.to_ascii_lowercase())
 }
 
