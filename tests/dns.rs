@@ -326,6 +326,7 @@ fn truncated_answer_retried_over_tcp() {
     assert_eq!(addrs, [ip("127.0.0.7"), ip("::7")]);
     let seen = s.seen();
     assert_eq!(seen.iter().filter(|(_, tcp)| *tcp).count(), 2, "{seen:?}");
+    assert_eq!(d.stub.stats().tcp, 2);
 }
 
 #[test]
@@ -400,6 +401,9 @@ fn forged_answers_are_ignored() {
     let mut d = Driver::new(config(&[s.addr]));
     let (addrs, _) = one(&mut d, "target.test").unwrap();
     assert_eq!(addrs, [ip("127.0.0.5"), ip("::5")]);
+    // The three forgeries for each of the two queries were seen and dropped (the
+    // last one may still be on its way when the answers settle the name).
+    assert!(d.stub.stats().ignored >= 4, "{:?}", d.stub.stats());
 }
 
 #[test]

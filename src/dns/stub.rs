@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 mod config;
 mod replies;
 mod settle;
-pub use config::{StubConfig, QUERY_TIMEOUT, TRIES};
+pub use config::{StubConfig, StubStats, QUERY_TIMEOUT, TRIES};
 use settle::{Outcome, RC_INVALID, RC_NO_RANDOM, RC_TIMED_OUT};
 
 /// A finished name: addresses and TTL, or the error and whether it is temporary.
@@ -100,6 +100,7 @@ pub struct Stub {
     bucket: f64,
     bucket_at: Option<Instant>,
     buf: Vec<u8>,
+    stats: StubStats,
 }
 
 impl Stub {
@@ -181,7 +182,8 @@ impl Stub {
             next_server: 0,
             bucket,
             bucket_at: None,
-            buf: vec![0u8; 4096],
+            buf: vec![0u8; 1 << 16],
+            stats: StubStats::default(),
         })
     }
 
@@ -213,6 +215,11 @@ impl Stub {
     /// Names being resolved.
     pub fn names_pending(&self) -> usize {
         self.names.len()
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> StubStats {
+        self.stats
     }
 
     /// The cache (read-only: for sizes and tests).
@@ -394,6 +401,10 @@ impl Stub {
             }
         }
         q.sends += 1;
+        self.stats.sent += 1;
+        if q.sends > 1 {
+            self.stats.retransmitted += 1;
+        }
         q.sent_to |= 1 << (server_i % 64);
         self.seq += 1;
         q.seq = self.seq;

@@ -55,7 +55,7 @@ impl StubConfig {
             rotate: false,
             search: Vec::new(),
             ndots: 1,
-            max_in_flight: 4096,
+            max_in_flight: 512,
             rate: None,
             sockets: 8,
             socket_reuse: 256,
@@ -82,4 +82,17 @@ impl StubConfig {
     pub fn tokens_needed(&self) -> usize {
         2 * self.sockets.max(1) + self.tcp_max.max(1)
     }
+}
+
+/// What the stub has done, for diagnostics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StubStats {
+    /// UDP queries sent (retransmissions included).
+    pub sent: u64,
+    /// Of those, retransmissions.
+    pub retransmitted: u64,
+    /// Replies dropped: unknown ID, wrong socket or source, wrong question, malformed.
+    pub ignored: u64,
+    /// Queries retried over TCP after a truncated answer.
+    pub tcp: u64,
 }

@@ -58,10 +58,12 @@ impl Stub {
                 Err(_) => return,
             };
             if n < 12 {
+                self.stats.ignored += 1;
                 continue;
             }
             let id = u16::from_be_bytes([self.buf[0], self.buf[1]]);
             let Some(q) = self.queries.get(&id) else {
+                self.stats.ignored += 1;
                 continue;
             };
             let from_ours = self
@@ -71,12 +73,15 @@ impl Stub {
                 .enumerate()
                 .any(|(i, s)| *s == from && q.sent_to & (1 << (i % 64)) != 0);
             if q.tcp || q.slot != slot || !from_ours {
+                self.stats.ignored += 1;
                 continue;
             }
             let Ok(a) = parse_answer(&self.buf[..n], id, &q.qname, q.qtype) else {
+                self.stats.ignored += 1;
                 continue;
             };
             if a.truncated {
+                self.stats.tcp += 1;
                 self.retry_over_tcp(id, from, now, settled);
                 continue;
             }
