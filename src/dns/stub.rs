@@ -3,9 +3,9 @@
 //!
 //! For each name it asks A and AAAA together (for each name the search list gives,
 //! in turn, until one exists), sends each query from a pooled UDP socket with a random
-//! source port ([`super::pool`]), retransmits after the timeout to the next server
+//! source port (`dns::pool`), retransmits after the timeout to the next server
 //! (with `rotate`, successive queries also start at successive servers), retries over
-//! TCP when an answer is truncated ([`super::tcp`]), follows CNAME chains inside the
+//! TCP when an answer is truncated (`dns::tcp`), follows CNAME chains inside the
 //! answer, and reports each name once: its addresses (IPv4 first) and TTL, or a `dns`
 //! error that says whether a retry could help. Answers — positive, and negative ones
 //! by their SOA minimum (capped) — are kept in a bounded cache ([`super::cache`]).

@@ -23,7 +23,7 @@ pub struct StubConfig {
     pub attempts: u32,
     /// Start successive queries at successive servers.
     pub rotate: bool,
-    /// Search domains ([`names_to_try`]).
+    /// Search domains ([`crate::dns::conf::names_to_try`]).
     pub search: Vec<String>,
     /// Dots that make a name be tried as given first.
     pub ndots: u8,
@@ -78,7 +78,7 @@ impl StubConfig {
         s
     }
 
-    /// Tokens [`Stub::with_config`] uses (UDP sockets of both families, TCP).
+    /// Tokens [`super::Stub::with_config`] uses (UDP sockets of both families, TCP).
     pub fn tokens_needed(&self) -> usize {
         2 * self.sockets.max(1) + self.tcp_max.max(1)
     }
