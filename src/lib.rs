@@ -32,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod fingerprint;
 pub(crate) mod resolve;
+pub mod rng;
 pub(crate) mod socket;
 pub mod target;
 pub mod text;

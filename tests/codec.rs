@@ -51,6 +51,8 @@ const OK_CASES: &[Ok_] = &[
     Ok_ { name: "zero length", input: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", head: false, status: 200, body: b"", framing: Framing::None, reusable: true, leftover: 0 },
     Ok_ { name: "identical lengths", input: b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nab", head: false, status: 200, body: b"ab", framing: Framing::Length(2), reusable: true, leftover: 0 },
     Ok_ { name: "chunked", input: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n", head: false, status: 200, body: b"abcde", framing: Framing::Chunked, reusable: true, leftover: 0 },
+    Ok_ { name: "chunk size with trailing spaces (tolerated)", input: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2  \r\nab\r\n0\r\n\r\n", head: false, status: 200, body: b"ab", framing: Framing::Chunked, reusable: true, leftover: 0 },
+    Ok_ { name: "chunk extensions with BWS and quoted value", input: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 ; a = \"x;\\\"y\" ;b\r\nab\r\n0\r\n\r\n", head: false, status: 200, body: b"ab", framing: Framing::Chunked, reusable: true, leftover: 0 },
     Ok_ { name: "chunked beats length, not reusable", input: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", head: false, status: 200, body: b"abc", framing: Framing::Chunked, reusable: false, leftover: 0 },
     Ok_ { name: "gzip, chunked TE list", input: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", head: false, status: 200, body: b"abc", framing: Framing::Chunked, reusable: true, leftover: 0 },
     Ok_ { name: "other TE reads until close", input: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nrawbytes", head: false, status: 200, body: b"rawbytes", framing: Framing::UntilClose, reusable: false, leftover: 0 },
@@ -139,6 +141,21 @@ const BAD_CASES: &[(&str, &[u8], ErrorKind)] = &[
     (
         "chunk size not hex",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ErrorKind::Protocol,
+    ),
+    (
+        "chunk size then another number",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 3\r\nab\r\n0\r\n\r\n",
+        ErrorKind::Protocol,
+    ),
+    (
+        "chunk extension without a name",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;\r\nab\r\n0\r\n\r\n",
+        ErrorKind::Protocol,
+    ),
+    (
+        "chunk extension with an unbalanced quote",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a=\"b\r\nab\r\n0\r\n\r\n",
         ErrorKind::Protocol,
     ),
     (
@@ -334,6 +351,38 @@ fn truncated_and_corrupt_gzip() {
     );
 }
 
+/// Issue 9 item 20: an empty gzip member followed by padding that holds a `0x1f` later
+/// on decoded to `Ok` fed whole and to `protocol` fed one byte at a time.
+const GZIP_SPLIT_REGRESSION: &str =
+    "1f8b08009b9b9b9bf3030300000000000000000000000000000000000000000000000000000000\
+00000000000000000000000500000000000000000000000000000000000000000300000011030303\
+078787873b83d52b8787878800831f83000987878787878787ffffffffff00ff9bff9b9b";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn gzip_padding_same_result_at_every_split() {
+    let body = unhex(GZIP_SPLIT_REGRESSION);
+    assert_eq!(body.len(), 115);
+    let r = all_splits(&response("gzip", &body), false).unwrap();
+    assert_eq!((r.body.len(), r.capped), (0, false));
+    // Padding after a member, then a real second member's magic: still padding.
+    let mut two = gzip(b"abc");
+    two.extend_from_slice(b"\x00\x1f\x8b");
+    let r = all_splits(&response("gzip", &two), false).unwrap();
+    assert_eq!(r.body, b"abc");
+    // Two members back to back are both decoded.
+    let mut two = gzip(b"abc");
+    two.extend(gzip(b"def"));
+    let r = all_splits(&response("gzip", &two), false).unwrap();
+    assert_eq!(r.body, b"abcdef");
+}
+
 #[test]
 fn decompression_bomb_stops_at_cap() {
     let zeros = vec![0u8; 64 << 20];
@@ -398,6 +447,44 @@ proptest! {
         let r = decode_pieces(pieces.iter().map(|p| &p[..]), false, CAP).unwrap();
         prop_assert_eq!(r.body, body);
         prop_assert!(r.reusable);
+    }
+
+    /// RFC 9112 chunk extensions (token names; token or quoted values; BWS) never
+    /// change the body, whatever the split; one stray byte after the size does.
+    #[test]
+    fn chunk_extensions_are_skipped_and_checked(
+        body in proptest::collection::vec(any::<u8>(), 1..200),
+        exts in proptest::collection::vec(
+            ("[a-zA-Z0-9!#$%&'*+.^_`|~-]{1,8}", proptest::option::of("[a-z0-9]{1,5}|\"[ a-z;=,]{0,6}\""), "[ \t]{0,2}"),
+            0..4,
+        ),
+        points in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let mut line = format!("{:x}", body.len());
+        for (name, val, ws) in &exts {
+            line.push_str(ws);
+            line.push(';');
+            line.push_str(ws);
+            line.push_str(name);
+            if let Some(v) = val {
+                line.push_str(ws);
+                line.push('=');
+                line.push_str(ws);
+                line.push_str(v);
+            }
+        }
+        let mut input = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        input.extend_from_slice(line.as_bytes());
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&body);
+        input.extend_from_slice(b"\r\n0\r\n\r\n");
+        let pieces = split_at_points(&input, &points);
+        let r = decode_pieces(pieces.iter().map(|p| &p[..]), false, CAP).unwrap();
+        prop_assert_eq!(r.body, body.clone());
+        // A second number after the size is never accepted.
+        let bad = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x} 1\r\n", body.len());
+        let e = decode_pieces([bad.as_bytes()], false, CAP).unwrap_err();
+        prop_assert_eq!(e.kind, ErrorKind::Protocol);
     }
 
     #[test]

@@ -3,9 +3,15 @@
 //! Bytes go in, data ranges come out; the decoder never copies or buffers body bytes.
 //! Invariants: it keeps only a constant amount of state (no allocation, ever);
 //! chunk sizes that overflow `u64`, a missing CRLF after chunk data, a size line,
-//! extension or trailer section longer than its limit are `protocol` errors; chunk
-//! extensions are ignored and trailer fields are read and dropped. A bare LF is
-//! accepted wherever CRLF is expected (as most clients do).
+//! extension or trailer section longer than its limit are `protocol` errors; trailer
+//! fields are read and dropped. A bare LF is accepted wherever CRLF is expected (as
+//! most clients do).
+//!
+//! The size line is strict (RFC 9112 §7.1, §7.1.1): hex digits, then only
+//! `*( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] )` with token
+//! names, then the line end. Extensions are checked and ignored. The one leniency:
+//! whitespace before the line end (`25  \r\n`) is tolerated, as some servers pad the
+//! size. Anything else (`2 3`, `2;`, an unbalanced quote) is `protocol`.
 
 use crate::error::{Error, ErrorKind};
 use std::ops::Range;
@@ -19,8 +25,22 @@ pub const MAX_TRAILERS: usize = 64 * 1024;
 enum State {
     /// Reading hex digits of a chunk size; `digits` seen so far.
     Size { digits: u8 },
-    /// After the size: optional whitespace and extensions until LF.
-    Ext,
+    /// After the size, an extension name or value: whitespace, `;` or the line end.
+    Ws,
+    /// After `;`: whitespace, then the first byte of an extension name.
+    ExtName0,
+    /// Inside an extension name.
+    ExtName,
+    /// After an extension name and whitespace: `=`, `;` or the line end.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    Val0,
+    /// Inside a token value.
+    ValToken,
+    /// Inside a quoted-string value.
+    Quoted,
+    /// After a backslash inside a quoted string.
+    QuotedEsc,
     /// Saw CR at the end of the size line; LF must follow.
     SizeLf,
     /// Inside chunk data.
@@ -121,22 +141,25 @@ impl ChunkedDecoder {
                         match b {
                             b'\r' => self.state = State::SizeLf,
                             b'\n' => self.end_size_line(),
-                            b';' | b' ' | b'\t' => self.state = State::Ext,
+                            b';' => self.state = State::ExtName0,
+                            b' ' | b'\t' => self.state = State::Ws,
                             _ => return Err(perr("invalid byte after chunk size")),
                         }
                     }
                 }
-                State::Ext => {
+                State::Ws
+                | State::ExtName0
+                | State::ExtName
+                | State::AfterName
+                | State::Val0
+                | State::ValToken
+                | State::Quoted
+                | State::QuotedEsc => {
                     self.line += 1;
                     if self.line > MAX_SIZE_LINE {
                         return Err(perr("chunk extension too long"));
                     }
-                    match b {
-                        b'\r' => self.state = State::SizeLf,
-                        b'\n' => self.end_size_line(),
-                        0 => return Err(perr("NUL in chunk extension")),
-                        _ => {}
-                    }
+                    self.extension_byte(b)?;
                 }
                 State::SizeLf => {
                     if b != b'\n' {
@@ -189,6 +212,43 @@ impl ChunkedDecoder {
         Ok((i, Chunk::NeedMore))
     }
 
+    /// One byte of the size line after the size (see the module docs' grammar).
+    fn extension_byte(&mut self, b: u8) -> Result<(), Error> {
+        let ws = b == b' ' || b == b'\t';
+        let eol = b == b'\r' || b == b'\n';
+        let next = match (self.state, b) {
+            (State::Quoted, b'"') => State::Ws,
+            (State::Quoted, b'\\') => State::QuotedEsc,
+            (State::Quoted, _) if qdtext(b) => State::Quoted,
+            (State::Quoted, _) => return Err(perr("unbalanced quote in chunk extension")),
+            (State::QuotedEsc, _) if ws || (0x21..=0x7e).contains(&b) || b >= 0x80 => State::Quoted,
+            (State::QuotedEsc, _) => return Err(perr("invalid escape in chunk extension")),
+            (State::ExtName0 | State::Val0, _) if ws => self.state,
+            (State::ExtName0, _) if tchar(b) => State::ExtName,
+            (State::ExtName0, _) => return Err(perr("chunk extension without a name")),
+            (State::Val0, b'"') => State::Quoted,
+            (State::Val0, _) if tchar(b) => State::ValToken,
+            (State::Val0, _) => return Err(perr("chunk extension without a value")),
+            (State::ExtName, _) if tchar(b) => State::ExtName,
+            (State::ValToken, _) if tchar(b) => State::ValToken,
+            (State::ExtName | State::AfterName, b'=') => State::Val0,
+            (State::ExtName | State::AfterName, _) if ws => State::AfterName,
+            (_, _) if ws => State::Ws,
+            (_, b';') => State::ExtName0,
+            (_, _) if eol => {
+                if b == b'\r' {
+                    self.state = State::SizeLf;
+                } else {
+                    self.end_size_line();
+                }
+                return Ok(());
+            }
+            _ => return Err(perr("invalid byte in chunk size line")),
+        };
+        self.state = next;
+        Ok(())
+    }
+
     fn count_trailer(&mut self) -> Result<(), Error> {
         self.trailers += 1;
         if self.trailers > MAX_TRAILERS {
@@ -211,6 +271,16 @@ impl ChunkedDecoder {
     fn next_chunk(&mut self) {
         self.state = State::Size { digits: 0 };
     }
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// RFC 9110 §5.6.4 qdtext (HTAB, SP, visible ASCII but `"` and `\\`, obs-text).
+fn qdtext(b: u8) -> bool {
+    matches!(b, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -268,6 +338,10 @@ mod tests {
         ),
         (b"5\nhello\n0\n\n", b"hello"),
         (b"000005\r\nhello\r\n0\r\n\r\n", b"hello"),
+        (b"5;a=\"q \\\" ;\"\r\nhello\r\n0\r\n\r\n", b"hello"),
+        (b"5 ;a = b ; c\t\r\nhello\r\n0\r\n\r\n", b"hello"),
+        // Tolerated (documented): whitespace before the line end.
+        (b"5  \r\nhello\r\n0\r\n\r\n", b"hello"),
     ];
 
     #[test]
@@ -304,6 +378,14 @@ mod tests {
         b"5\r\nhello\r\n0\r\n\rX",
         b"5;a\x00\r\n",
         b"5x\r\n",
+        b"2 3\r\nab\r\n0\r\n\r\n",
+        b"2;\r\nab\r\n0\r\n\r\n",
+        b"2;a=\"b\r\nab\r\n0\r\n\r\n",
+        b"2;a=\r\nab\r\n0\r\n\r\n",
+        b"2;a b\r\nab\r\n0\r\n\r\n",
+        b"2;a=b c\r\nab\r\n0\r\n\r\n",
+        b"2;a@\r\nab\r\n0\r\n\r\n",
+        b"2;a=\"\x7f\"\r\nab\r\n0\r\n\r\n",
     ];
 
     #[test]

@@ -70,6 +70,9 @@ enum Gz {
     Trailer(u8),
     /// A member is complete; further bytes may start another member.
     Done,
+    /// A member was followed by bytes that do not start one: everything from there on
+    /// is ignored padding (a later `0x1f` is padding too, however the bytes arrive).
+    Padding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +174,7 @@ impl ContentDecoder {
     pub fn is_complete(&self) -> bool {
         match self.coding {
             Coding::Identity => true,
-            Coding::Gzip => self.gz == Gz::Done,
+            Coding::Gzip => matches!(self.gz, Gz::Done | Gz::Padding),
             Coding::Deflate => self.df == Df::Done,
         }
     }
@@ -271,14 +274,18 @@ impl ContentDecoder {
                 }
                 Gz::Done if i == input.len() => return Ok((i, made)),
                 Gz::Done => {
-                    // Another member may follow; anything else is ignored padding.
+                    // Another member may follow; anything else starts ignored padding,
+                    // and the state remembers it so that the result never depends on
+                    // where the input was split (issue 9 item 20).
                     if input[i] == 0x1f {
                         self.gz = Gz::Fixed(0);
                         self.crc.reset();
                         continue;
                     }
+                    self.gz = Gz::Padding;
                     return Ok((input.len(), made));
                 }
+                Gz::Padding => return Ok((input.len(), made)),
                 _ if i == input.len() => return Ok((i, made)),
                 _ => {}
             }
@@ -354,7 +361,7 @@ impl ContentDecoder {
                         Gz::Done
                     }
                 }
-                Gz::Body | Gz::Done => unreachable!("handled above"),
+                Gz::Body | Gz::Done | Gz::Padding => unreachable!("handled above"),
             };
         }
     }

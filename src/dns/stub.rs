@@ -1,263 +1,492 @@
-//! An asynchronous DNS stub resolver over UDP, driven by the engine's event loop:
-//! no thread blocks on a lookup.
+//! An asynchronous DNS stub resolver driven by the engine's event loop: no thread
+//! blocks on a lookup, and the caller passes the current time in.
 //!
-//! For each name it sends an A and an AAAA query to the first server, retransmits
-//! after [`QUERY_TIMEOUT`] to the next server (round robin), up to [`TRIES`] sends per
-//! query, and reports once both queries are settled: the addresses (IPv4 first) and
-//! the smallest TTL, or a `dns` error that says whether a retry could help (server
-//! failure and timeouts could; "no such name" and "no addresses" could not).
+//! For each name it asks A and AAAA together (for each name the search list gives,
+//! in turn, until one exists), sends each query from a pooled UDP socket with a random
+//! source port (`dns::pool`), retransmits after the timeout to the next server
+//! (with `rotate`, successive queries also start at successive servers), retries over
+//! TCP when an answer is truncated (`dns::tcp`), follows CNAME chains inside the
+//! answer, and reports each name once: its addresses (IPv4 first) and TTL, or a `dns`
+//! error that says whether a retry could help. Answers — positive, and negative ones
+//! by their SOA minimum (capped) — are kept in a bounded cache ([`super::cache`]).
 //!
-//! Invariants: a reply is accepted only from the server the query went to, with the
-//! query's ID and question (see [`super::message::parse_answer`]); IDs are random and
-//! unique among queries in flight; every started name is reported exactly once.
+//! Invariants: query IDs and source ports come from the OS CSPRNG
+//! ([`crate::rng::SecureRandom`]) and IDs are unique among queries in flight; a reply
+//! is accepted only on the socket its query went out on, from a server that query was
+//! sent to, with its ID and its question (anything else is ignored and the query keeps
+//! waiting); at most `max_in_flight` queries are in flight and `rate` started per
+//! second, the rest wait in a FIFO queue — never a spin, never a loss: every started
+//! name is reported exactly once.
 
-use super::message::{encode_query, parse_answer, TYPE_A, TYPE_AAAA};
+use super::cache::{Cache, Cached};
+use super::conf::names_to_try;
+use super::message::{encode_query, TYPE_A, TYPE_AAAA};
+use super::pool::Pool;
+use super::tcp::TcpQuery;
 use crate::error::{Error, ErrorKind};
-use mio::net::UdpSocket;
-use mio::{Interest, Registry, Token};
-use std::collections::HashMap;
+use crate::rng::SecureRandom;
+use mio::{Registry, Token};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long one query waits before it is sent again (to the next server).
-pub const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Sends per query before it counts as timed out.
-pub const TRIES: u32 = 3;
+mod config;
+mod replies;
+mod settle;
+pub use config::{StubConfig, StubStats, QUERY_TIMEOUT, TRIES};
+use settle::{Outcome, RC_INVALID, RC_NO_RANDOM, RC_TIMED_OUT};
 
 /// A finished name: addresses and TTL, or the error and whether it is temporary.
 pub type Settled = (String, Result<(Vec<IpAddr>, u32), (Error, bool)>);
 
+/// How sockets map to tokens.
+#[derive(Debug, Clone, Copy)]
+enum Tokens {
+    /// Everything IPv4 on the first, IPv6 on the second ([`Stub::new`]).
+    Shared([Token; 2]),
+    /// Distinct tokens `first, first - 1, ...` ([`Stub::with_config`]).
+    Span { first: usize, count: usize },
+}
+
 #[derive(Debug)]
 struct Query {
-    name: String,
+    key: Arc<str>,
+    qname: Arc<str>,
     qtype: u16,
-    server: usize,
-    sent: u32,
-    deadline: Instant,
+    first_server: usize,
+    sends: u32,
+    /// Bit `i`: sent to server `i` (servers beyond 64 share bits).
+    sent_to: u64,
+    slot: usize,
+    tcp: bool,
+    seq: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
+struct Queued {
+    key: Arc<str>,
+    qname: Arc<str>,
+    qtype: u16,
+}
+
+#[derive(Debug)]
 struct Name {
-    v4: Option<Result<(Vec<IpAddr>, u32), u8>>,
-    v6: Option<Result<(Vec<IpAddr>, u32), u8>>,
+    candidates: Vec<Arc<str>>,
+    idx: usize,
+    v4: Option<Outcome>,
+    v6: Option<Outcome>,
 }
-
-/// Pseudo-rcode for "no answer in time".
-const TIMED_OUT: u8 = 0xff;
 
 /// The stub resolver; see the module docs.
 #[derive(Debug)]
 pub struct Stub {
-    servers: Vec<SocketAddr>,
-    socks: [Option<UdpSocket>; 2],
-    tokens: [Token; 2],
+    cfg: StubConfig,
+    tokens: Tokens,
+    registry: Registry,
+    pool: Pool,
+    tcp: Vec<Option<TcpQuery>>,
+    tcp_wait: VecDeque<(u16, SocketAddr)>,
     queries: HashMap<u16, Query>,
-    names: HashMap<String, Name>,
-    rng: u64,
+    /// (deadline, id, seq) in send order: deadlines never decrease.
+    timers: VecDeque<(Instant, u16, u64)>,
+    seq: u64,
+    queue: VecDeque<Queued>,
+    names: HashMap<Arc<str>, Name>,
+    cache: Cache,
+    rand: SecureRandom,
+    next_server: usize,
+    bucket: f64,
+    bucket_at: Option<Instant>,
     buf: Vec<u8>,
+    stats: StubStats,
 }
 
 impl Stub {
-    /// A resolver asking `servers`; its sockets register with `tokens` (IPv4, IPv6).
+    /// A resolver asking `servers` with the default configuration; its sockets
+    /// register with `tokens` (IPv4, IPv6), one UDP socket per family.
     pub fn new(
         servers: Vec<SocketAddr>,
         registry: &Registry,
         tokens: [Token; 2],
     ) -> io::Result<Stub> {
-        let mut socks = [None, None];
-        for (i, unspecified) in ["0.0.0.0:0", "[::]:0"].iter().enumerate() {
-            if servers.iter().any(|s| s.is_ipv4() == (i == 0)) {
-                let mut s = UdpSocket::bind(unspecified.parse().expect("literal"))?;
-                registry.register(&mut s, tokens[i], Interest::READABLE)?;
-                socks[i] = Some(s);
-            }
+        let mut cfg = StubConfig::new(servers);
+        cfg.sockets = 1;
+        Stub::build(cfg, registry, Tokens::Shared(tokens))
+    }
+
+    /// A resolver with `cfg`; its sockets register with the tokens `first`,
+    /// `first - 1`, … (`cfg.tokens_needed()` of them).
+    pub fn with_config(cfg: StubConfig, registry: &Registry, first: Token) -> io::Result<Stub> {
+        let count = cfg.tokens_needed();
+        if first.0 < count {
+            return Err(io::Error::other("token range below zero"));
         }
-        let seed =
-            Instant::now().elapsed().subsec_nanos() as u64 ^ (std::process::id() as u64) << 20;
+        Stub::build(
+            cfg,
+            registry,
+            Tokens::Span {
+                first: first.0,
+                count,
+            },
+        )
+    }
+
+    fn build(mut cfg: StubConfig, registry: &Registry, tokens: Tokens) -> io::Result<Stub> {
+        if cfg.servers.is_empty() {
+            return Err(io::Error::other("no DNS server"));
+        }
+        cfg.max_in_flight = cfg.max_in_flight.clamp(1, 1 << 16);
+        cfg.rate = cfg.rate.filter(|r| r.is_finite() && *r > 0.0);
+        let hour = Duration::from_secs(3600);
+        cfg.timeout = cfg.timeout.clamp(Duration::from_millis(1), hour);
+        cfg.max_ttl = cfg.max_ttl.min(24 * hour);
+        cfg.max_negative_ttl = cfg.max_negative_ttl.min(24 * hour);
+        cfg.attempts = cfg.attempts.max(1);
+        cfg.tcp_max = cfg.tcp_max.max(1);
+        cfg.sockets = cfg.sockets.max(1);
+        let mut rand = SecureRandom::new();
+        let families = [
+            cfg.servers.iter().any(SocketAddr::is_ipv4),
+            cfg.servers.iter().any(SocketAddr::is_ipv6),
+        ];
+        let per = cfg.sockets;
+        let udp_token = |i: usize, v6: bool| match tokens {
+            Tokens::Shared(t) => t[usize::from(v6)],
+            Tokens::Span { first, .. } => Token(first - i),
+        };
+        let pool = Pool::new(
+            per,
+            families,
+            cfg.socket_reuse,
+            udp_token,
+            registry,
+            &mut rand,
+        )?;
+        let bucket = cfg.rate.map_or(0.0, burst);
         Ok(Stub {
-            servers,
-            socks,
+            tcp: (0..cfg.tcp_max).map(|_| None).collect(),
+            cache: Cache::new(cfg.cache_size),
+            cfg,
             tokens,
+            registry: registry.try_clone()?,
+            pool,
+            tcp_wait: VecDeque::new(),
             queries: HashMap::new(),
+            timers: VecDeque::new(),
+            seq: 0,
+            queue: VecDeque::new(),
             names: HashMap::new(),
-            rng: seed | 1,
-            buf: vec![0u8; 4096],
+            rand,
+            next_server: 0,
+            bucket,
+            bucket_at: None,
+            buf: vec![0u8; 1 << 16],
+            stats: StubStats::default(),
         })
     }
 
-    /// True when `t` is one of this resolver's sockets.
-    pub fn owns(&self, t: Token) -> bool {
-        self.tokens.contains(&t)
-    }
-
-    fn random_id(&mut self) -> u16 {
-        loop {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            let id = (self.rng >> 24) as u16;
-            if !self.queries.contains_key(&id) {
-                return id;
-            }
+    fn tcp_token(&self, j: usize, server: SocketAddr) -> Token {
+        match self.tokens {
+            Tokens::Shared(t) => t[usize::from(server.is_ipv6())],
+            Tokens::Span { first, .. } => Token(first - 2 * self.cfg.sockets - j),
         }
     }
 
-    /// Starts resolving `name` (a no-op when it is already under way).
+    /// True when `t` is one of this resolver's tokens.
+    pub fn owns(&self, t: Token) -> bool {
+        match self.tokens {
+            Tokens::Shared(ts) => ts.contains(&t),
+            Tokens::Span { first, count } => t.0 <= first && t.0 > first - count,
+        }
+    }
+
+    /// Queries in flight (UDP and TCP).
+    pub fn in_flight(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Queries waiting for room in flight or for the rate cap.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Names being resolved.
+    pub fn names_pending(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> StubStats {
+        self.stats
+    }
+
+    /// The cache (read-only: for sizes and tests).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The source ports of the UDP sockets now open (for tests).
+    pub fn source_ports(&self) -> Vec<u16> {
+        (0..self.pool.len())
+            .filter_map(|i| self.pool.local_port(i))
+            .collect()
+    }
+
+    /// Starts resolving `name` (a no-op when it is already under way). A cached
+    /// answer is reported into `settled` at once.
     pub fn start(&mut self, name: &str, now: Instant, settled: &mut Vec<Settled>) {
         if self.names.contains_key(name) {
             return;
         }
-        self.names.insert(name.to_string(), Name::default());
-        for qtype in [TYPE_A, TYPE_AAAA] {
-            let id = self.random_id();
-            self.queries.insert(
-                id,
-                Query {
-                    name: name.to_string(),
-                    qtype,
-                    server: 0,
-                    sent: 0,
-                    deadline: now,
-                },
-            );
-            self.send(id, now, settled);
-        }
-    }
-
-    fn send(&mut self, id: u16, now: Instant, settled: &mut Vec<Settled>) {
-        let Some(q) = self.queries.get_mut(&id) else {
-            return;
-        };
-        let server = self.servers[q.server % self.servers.len()];
-        q.sent += 1;
-        q.deadline = now + QUERY_TIMEOUT;
-        let mut msg = Vec::with_capacity(64);
-        if encode_query(id, &q.name, q.qtype, &mut msg).is_err() {
-            let (name, qtype) = (q.name.clone(), q.qtype);
-            self.queries.remove(&id);
-            self.settle(&name, qtype, Err(3), settled);
-            return;
-        }
-        let sock = self.socks[usize::from(server.is_ipv6())]
-            .as_ref()
-            .expect("socket per family");
-        // A failed send (no route, buffer full) is left to the retransmit timer.
-        let _ = sock.send_to(&msg, server);
-    }
-
-    /// Reads every reply waiting on the sockets.
-    pub fn on_readable(&mut self, settled: &mut Vec<Settled>) {
-        for fam in 0..2 {
-            let mut errors = 0;
-            while let Some(sock) = self.socks[fam].as_ref() {
-                let (n, from) = match sock.recv_from(&mut self.buf) {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // ICMP errors (port unreachable) surface here once each; the
-                    // retransmit timer deals with them. A persistent error stops the
-                    // loop rather than spinning.
-                    Err(_) if errors < 16 => {
-                        errors += 1;
-                        continue;
-                    }
-                    Err(_) => break,
-                };
-                if n < 2 {
-                    continue;
-                }
-                let id = u16::from_be_bytes([self.buf[0], self.buf[1]]);
-                let Some(q) = self.queries.get(&id) else {
-                    continue;
-                };
-                if from != self.servers[q.server % self.servers.len()] {
-                    continue;
-                }
-                let Ok(a) = parse_answer(&self.buf[..n], id, &q.name, q.qtype) else {
-                    continue;
-                };
-                let q = self.queries.remove(&id).expect("present");
-                let outcome = match a.rcode {
-                    0 => Ok((a.addrs, a.ttl)),
-                    r => Err(r),
-                };
-                self.settle(&q.name, q.qtype, outcome, settled);
-            }
-        }
-    }
-
-    /// Retransmits or gives up on queries whose time has come.
-    pub fn on_time(&mut self, now: Instant, settled: &mut Vec<Settled>) {
-        let due: Vec<u16> = self
-            .queries
-            .iter()
-            .filter(|(_, q)| q.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in due {
-            let q = self.queries.get_mut(&id).expect("present");
-            if q.sent >= TRIES {
-                let q = self.queries.remove(&id).expect("present");
-                self.settle(&q.name, q.qtype, Err(TIMED_OUT), settled);
-            } else {
-                q.server += 1;
-                self.send(id, now, settled);
-            }
-        }
-    }
-
-    /// The next retransmission or give-up time.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.queries.values().map(|q| q.deadline).min()
-    }
-
-    fn settle(
-        &mut self,
-        name: &str,
-        qtype: u16,
-        r: Result<(Vec<IpAddr>, u32), u8>,
-        settled: &mut Vec<Settled>,
-    ) {
-        let Some(entry) = self.names.get_mut(name) else {
-            return;
-        };
-        if qtype == TYPE_A {
-            entry.v4 = Some(r);
-        } else {
-            entry.v6 = Some(r);
-        }
-        let (Some(v4), Some(v6)) = (&entry.v4, &entry.v6) else {
-            return;
-        };
-        let mut addrs = Vec::new();
-        let mut ttl = u32::MAX;
-        for (a, t) in [v4, v6].into_iter().flatten() {
-            addrs.extend_from_slice(a);
-            if !a.is_empty() {
-                ttl = ttl.min(*t);
-            }
-        }
-        let result = if !addrs.is_empty() {
-            Ok((addrs, ttl))
-        } else {
-            let codes = [v4, v6].map(|r| r.as_ref().err().copied());
-            let (detail, temporary) = if codes.contains(&Some(TIMED_OUT)) {
-                ("no answer from the DNS server in time", true)
-            } else if codes.contains(&Some(2)) {
-                ("DNS server failure (SERVFAIL)", true)
-            } else if codes.contains(&Some(3)) {
-                ("no such name (NXDOMAIN)", false)
-            } else if codes.iter().all(Option::is_none) {
-                ("the name has no addresses", false)
-            } else {
-                ("the DNS server refused or could not answer", true)
+        if let Some((c, expires)) = self.cache.get(name, now) {
+            let ttl = expires.saturating_duration_since(now).as_secs() as u32;
+            let r = match c {
+                Cached::Addrs(a) => Ok((a.to_vec(), ttl)),
+                Cached::Negative(d) => Err((Error::new(ErrorKind::Dns, d.to_string()), false)),
             };
-            Err((
-                Error::new(ErrorKind::Dns, format!("{name}: {detail}")),
-                temporary,
-            ))
-        };
-        self.names.remove(name);
-        settled.push((name.to_string(), result));
+            settled.push((name.to_string(), r));
+            return;
+        }
+        let candidates: Vec<Arc<str>> = names_to_try(name, &self.cfg.search, self.cfg.ndots)
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let key: Arc<str> = Arc::from(name);
+        let first = candidates[0].clone();
+        self.names.insert(
+            key.clone(),
+            Name {
+                candidates,
+                idx: 0,
+                v4: None,
+                v6: None,
+            },
+        );
+        self.enqueue(&key, &first);
+        self.pump(now, settled);
     }
+
+    fn enqueue(&mut self, key: &Arc<str>, qname: &Arc<str>) {
+        for qtype in [TYPE_A, TYPE_AAAA] {
+            self.queue.push_back(Queued {
+                key: key.clone(),
+                qname: qname.clone(),
+                qtype,
+            });
+        }
+    }
+
+    /// Starts queued queries while there is room in flight and rate to spend.
+    /// Every public call that changes state ends here, leaving the timers' front live.
+    fn pump(&mut self, now: Instant, settled: &mut Vec<Settled>) {
+        while !self.queue.is_empty() && self.queries.len() < self.cfg.max_in_flight {
+            if !self.take_rate_token(now) {
+                break;
+            }
+            let q = self.queue.pop_front().expect("not empty");
+            self.launch(q, now, settled);
+        }
+        self.compact_timers();
+    }
+
+    fn take_rate_token(&mut self, now: Instant) -> bool {
+        let Some(rate) = self.cfg.rate else {
+            return true;
+        };
+        if let Some(at) = self.bucket_at {
+            let add = now.saturating_duration_since(at).as_secs_f64() * rate;
+            self.bucket = (self.bucket + add).min(burst(rate));
+        }
+        self.bucket_at = Some(now);
+        if self.bucket >= 1.0 {
+            self.bucket -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the rate cap allows the next query.
+    fn rate_deadline(&self) -> Option<Instant> {
+        let rate = self.cfg.rate?;
+        if self.queue.is_empty() || self.queries.len() >= self.cfg.max_in_flight {
+            return None;
+        }
+        let at = self.bucket_at?;
+        let wait = ((1.0 - self.bucket).max(0.0) / rate).min(3600.0);
+        Some(at + Duration::from_secs_f64(wait))
+    }
+
+    /// A fresh ID, unique among queries in flight.
+    fn alloc_id(&mut self) -> Option<u16> {
+        if self.queries.len() >= 1 << 16 {
+            return None;
+        }
+        for _ in 0..16 {
+            let id = self.rand.u16().ok()?;
+            if !self.queries.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        let start = self.rand.u16().ok()?;
+        (0..=u16::MAX)
+            .map(|k| start.wrapping_add(k))
+            .find(|id| !self.queries.contains_key(id))
+    }
+
+    fn launch(&mut self, q: Queued, now: Instant, settled: &mut Vec<Settled>) {
+        let Some(id) = self.alloc_id() else {
+            self.finish_type(
+                &q.key,
+                &q.qname,
+                q.qtype,
+                Outcome::fail(RC_NO_RANDOM),
+                now,
+                settled,
+            );
+            return;
+        };
+        let n = self.cfg.servers.len();
+        let first_server = if self.cfg.rotate {
+            self.next_server = (self.next_server + 1) % n;
+            self.next_server
+        } else {
+            0
+        };
+        self.queries.insert(
+            id,
+            Query {
+                key: q.key,
+                qname: q.qname,
+                qtype: q.qtype,
+                first_server,
+                sends: 0,
+                sent_to: 0,
+                slot: usize::MAX,
+                tcp: false,
+                seq: 0,
+            },
+        );
+        self.send(id, now, settled);
+    }
+
+    /// Sends query `id` to its next server (its first send picks a socket).
+    fn send(&mut self, id: u16, now: Instant, settled: &mut Vec<Settled>) {
+        let n = self.cfg.servers.len();
+        let q = self.queries.get_mut(&id).expect("in flight");
+        let server_i = (q.first_server + q.sends as usize) % n;
+        let server = self.cfg.servers[server_i];
+        let mut msg = Vec::with_capacity(64);
+        if encode_query(id, &q.qname, q.qtype, &mut msg).is_err() {
+            self.end_query(id, Outcome::fail(RC_INVALID), now, settled);
+            return;
+        }
+        if q.slot != usize::MAX && self.pool.is_v6(q.slot) != server.is_ipv6() {
+            // The next server is of the other family: a socket of that family.
+            self.pool.release(q.slot, &self.registry, &mut self.rand);
+            q.slot = usize::MAX;
+        }
+        if q.slot == usize::MAX {
+            match self.pool.pick(server.is_ipv6(), &mut self.rand) {
+                Some(s) => {
+                    q.slot = s;
+                    self.pool.assign(s);
+                }
+                None => {
+                    self.end_query(id, Outcome::fail(RC_TIMED_OUT), now, settled);
+                    return;
+                }
+            }
+        }
+        q.sends += 1;
+        self.stats.sent += 1;
+        if q.sends > 1 {
+            self.stats.retransmitted += 1;
+        }
+        q.sent_to |= 1 << (server_i % 64);
+        self.seq += 1;
+        q.seq = self.seq;
+        self.timers
+            .push_back((now + self.cfg.timeout, id, self.seq));
+        // A failed send (no route, buffer full) is left to the retransmit timer.
+        let _ = self.pool.send(q.slot, &msg, server);
+        self.compact_timers();
+    }
+
+    /// Drops stale timer entries once they outnumber live queries.
+    fn compact_timers(&mut self) {
+        // Stale entries at the front go at once (so the front is the next deadline).
+        while let Some(&(_, id, seq)) = self.timers.front() {
+            if self.queries.get(&id).is_some_and(|q| q.seq == seq) {
+                break;
+            }
+            self.timers.pop_front();
+        }
+        if self.timers.len() > 4 * self.queries.len() + 1024 {
+            let queries = &self.queries;
+            self.timers
+                .retain(|(_, id, seq)| queries.get(id).is_some_and(|q| q.seq == *seq));
+        }
+    }
+
+    /// Retransmits or gives up on queries whose time has come; starts queued ones.
+    pub fn on_time(&mut self, now: Instant, settled: &mut Vec<Settled>) {
+        while let Some(&(at, id, seq)) = self.timers.front() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_front();
+            let Some(q) = self.queries.get(&id).filter(|q| q.seq == seq) else {
+                continue;
+            };
+            let more = q.sends < self.cfg.attempts * self.cfg.servers.len() as u32;
+            if !q.tcp && more {
+                self.send(id, now, settled);
+            } else {
+                self.end_query(id, Outcome::fail(RC_TIMED_OUT), now, settled);
+            }
+        }
+        self.pump(now, settled);
+    }
+
+    /// The next retransmission, give-up or rate-cap time.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        // The front is live after every public call (see `compact_timers`).
+        let timer = self.timers.front().map(|t| t.0);
+        match (timer, self.rate_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Ends query `id` (freeing its socket or connection) with `outcome`.
+    fn end_query(&mut self, id: u16, outcome: Outcome, now: Instant, settled: &mut Vec<Settled>) {
+        let Some(q) = self.queries.remove(&id) else {
+            return;
+        };
+        if q.slot != usize::MAX {
+            self.pool.release(q.slot, &self.registry, &mut self.rand);
+        }
+        if q.tcp {
+            if let Some(j) = self
+                .tcp
+                .iter()
+                .position(|t| t.as_ref().is_some_and(|t| t.id == id))
+            {
+                if let Some(t) = self.tcp[j].take() {
+                    t.close(&self.registry);
+                }
+            }
+            self.tcp_wait.retain(|(w, _)| *w != id);
+            self.start_tcp(now, settled);
+        }
+        self.finish_type(&q.key, &q.qname, q.qtype, outcome, now, settled);
+    }
+}
+
+/// The rate bucket's size: a tenth of a second's worth, at least one query.
+fn burst(rate: f64) -> f64 {
+    (rate / 10.0).max(1.0)
 }
