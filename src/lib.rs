@@ -27,6 +27,7 @@ pub mod calibrate;
 pub mod cidr;
 pub mod codec;
 pub(crate) mod conn;
+pub mod cookie;
 pub mod dns;
 pub mod engine;
 pub mod error;
