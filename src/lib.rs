@@ -12,8 +12,12 @@
 //!    retries, deadlines), and the `Source`/`Handler` API;
 //! 5. the `volley` binary.
 //!
+//! Beside the layers, two pure helper modules for embedders: [`cookie`] (an RFC 6265
+//! jar and curl's cookie file) and [`body`] (streamed request bodies, forms,
+//! multipart, JSON behind the `json` feature, query parameters, basic auth).
+//!
 //! The public surface is what embedders and the binary need: [`engine`], [`codec`],
-//! [`error`], [`target`], [`text`], [`fingerprint`] and [`calibrate`] (soft-404
+//! [`error`], [`target`], [`text`], [`cookie`], [`body`], [`fingerprint`] and [`calibrate`] (soft-404
 //! signatures), the configuration of [`tls`] and [`cidr`], and
 //! the DNS message codec ([`dns`], for its fuzz target). The connection, socket and
 //! resolver layers are crate-internal. The timer wheel is public only for its
@@ -23,6 +27,7 @@
 //! See `docs/architecture.md`.
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod calibrate;
 pub mod cidr;
 pub mod codec;
