@@ -42,6 +42,7 @@ mod attempt;
 mod conns;
 mod deadline;
 mod dial;
+mod embed;
 mod exchange;
 mod pool;
 mod rate;
@@ -95,6 +96,8 @@ pub struct Engine<S: Source, H: Handler> {
     handler: H,
     poll: Poll,
     events: Events,
+    /// The last poll filled `events`: more may be pending (see `embed`).
+    more_events: bool,
     waker: Arc<Waker>,
     wheel: Wheel<TimerRef>,
     fired: Vec<TimerRef>,
@@ -154,6 +157,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             handler,
             poll,
             events: Events::with_capacity(1024),
+            more_events: false,
             waker,
             wheel: Wheel::new(now),
             fired: Vec::new(),
@@ -233,13 +237,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn step(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
         self.now = Instant::now();
         self.fill();
-        let next = match (
-            self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
-            self.resolver.next_deadline(),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = self.next_wake();
         let mut wait = next.map(|t| t.saturating_duration_since(self.now));
         if let Some(m) = max_wait {
             wait = Some(wait.map_or(m, |w| w.min(m)));
@@ -253,6 +251,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             }
         }
         self.now = Instant::now();
+        self.more_events = self.events.iter().count() >= self.events.capacity();
         let mut ready = std::mem::take(&mut self.ready_io);
         let mut dns_readable = false;
         for e in self.events.iter() {
