@@ -47,3 +47,8 @@ pub mod timer;
 pub mod tls;
 
 pub use error::{Error, ErrorKind};
+
+/// `docs/library.md`, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryDoc;
