@@ -29,7 +29,7 @@
 //! or longer than `per_domain`; `count <= total`; no two cookies share name, domain
 //! and path.
 //!
-//! The cookie file format (curl's and Netscape's) is in [`file`]; `Set-Cookie`
+//! The cookie file format (curl's and Netscape's) is in [`mod@file`]; `Set-Cookie`
 //! parsing in [`parse`].
 
 pub mod file;
