@@ -4,6 +4,7 @@
 //! for more only when the socket can take it, so a body of any size costs one
 //! buffer — and its makers: [`Bytes`] (in memory), [`Reader`] (any `io::Read`, say a
 //! file), [`multipart::Multipart`] (form-data with files streamed from disk); and the
+//! [`frame::Framer`] that puts a source on the wire (declared length or chunked); the
 //! encoders that produce a whole body at once: [`form::urlencoded`], [`form::query`]
 //! (query parameters appended to a URL), `json` (cargo feature `json`), and
 //! [`auth::basic_from_url`] (the `Authorization` value of a URL's `user:pass@`).
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod form;
+pub mod frame;
 pub mod multipart;
 
 use std::io;
@@ -21,7 +23,8 @@ use std::io;
 /// A pull source of request-body bytes.
 pub trait Source {
     /// Fills `buf` (never empty when the engine calls) with the next bytes and says
-    /// how many; `Ok(0)` is the end. `WouldBlock` means "nothing now, ask later".
+    /// how many; `Ok(0)` is the end. It runs on the engine's thread, so it should
+    /// answer promptly (a local file read is fine; a network wait is not).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// The total length when known up front (sent as `Content-Length`); `None` sends
     /// the body with chunked transfer coding.
