@@ -43,7 +43,10 @@ mod conns;
 mod deadline;
 mod dial;
 mod exchange;
+mod idle;
+mod park;
 mod pool;
+mod race;
 mod rate;
 mod redirect;
 mod retry;
@@ -57,22 +60,22 @@ pub use api::{
 use task::{Task, TaskState};
 
 use crate::conn::Phase;
-use crate::resolve::{Addrs, Answered, DnsError, Resolver};
+use crate::resolve::{Addrs, Answered, DnsError, Resolver, Settings};
 use crate::timer::Wheel;
 use conns::Slot;
 use dial::{Dialer, Step};
 use mio::{Events, Poll, Token, Waker};
 use pool::Pool;
 use slab::Slab;
-use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
-/// The stub resolver's UDP sockets (IPv4, IPv6).
-const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
+/// The stub resolver's sockets take the tokens from this one down (a few dozen);
+/// connections' tokens are slab keys, far below.
+const DNS_FIRST_TOKEN: Token = Token(usize::MAX - 1);
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
 
@@ -80,8 +83,10 @@ const DECODE_BUF: usize = 16 * 1024;
 enum TimerRef {
     /// A task's nearest deadline.
     Task(usize),
-    /// A task's retry backoff (or file-descriptor wait) is over.
+    /// A task's file-descriptor wait is over.
     Wake(usize),
+    /// A dial's next address may start (Happy Eyeballs' attempt delay).
+    Race(usize),
     /// An idle pooled connection has been idle long enough.
     Idle(usize),
     /// The rate limiter allows another request.
@@ -104,11 +109,13 @@ pub struct Engine<S: Source, H: Handler> {
     pool: Pool,
     resolver: Resolver,
     dns_done: Vec<Answered>,
-    /// Tasks whose backoff ended, waiting for a slot (before new source requests).
-    ready: VecDeque<usize>,
+    /// Tasks waiting outside a slot (retry backoff) until a time; they go before
+    /// new source requests, and none is pulled while the park is full.
+    park: park::Park,
+    /// Idle connections in the order they went idle, for the global idle cap.
+    idle: idle::IdleOrder,
     active: usize,
     filling: bool,
-    in_backoff: usize,
     source_done: bool,
     rate: rate::Rate,
     rate_timer: bool,
@@ -134,20 +141,42 @@ impl<S: Source, H: Handler> Engine<S, H> {
         raise_fd_limit();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut resolver = Resolver::new(&cfg.resolve, cfg.hosts_file.as_deref(), waker.clone());
-        resolver.use_servers(&cfg.dns_servers, poll.registry(), DNS_TOKENS)?;
+        let concurrency = cfg.concurrency.max(1);
+        let resolver = Resolver::new(
+            &Settings {
+                pins: cfg.resolve.clone(),
+                hosts_file: cfg.hosts_file.clone(),
+                resolv_conf: cfg.resolv_conf.clone(),
+                servers: cfg.dns_servers.clone(),
+                rate: cfg.dns_rate,
+                max_in_flight: cfg.dns_in_flight,
+                cache_size: cfg.dns_cache,
+                system_fallback: cfg.system_resolver,
+                // Only requests in flight wait for names: never more than this.
+                system_queue: concurrency,
+            },
+            poll.registry(),
+            DNS_FIRST_TOKEN,
+            waker.clone(),
+        );
         let tls = match &cfg.tls {
             Some(t) => t.clone(),
             None => crate::tls::client_config(&crate::tls::TlsOptions::default())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
         let now = Instant::now();
-        let seed = now.elapsed().subsec_nanos() as u64
-            ^ (std::process::id() as u64) << 32
-            ^ 0x9e37_79b9_7f4a_7c15;
+        let parked = match cfg.max_parked {
+            0 => concurrency.saturating_mul(10),
+            n => n,
+        };
+        let max_idle = match cfg.max_idle {
+            0 => concurrency,
+            n => n,
+        };
         Ok(Engine {
             cfg: Config {
-                concurrency: cfg.concurrency.max(1),
+                concurrency,
+                max_idle,
                 ..cfg
             },
             source,
@@ -163,17 +192,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
             pool: Pool::default(),
             resolver,
             dns_done: Vec::new(),
-            ready: VecDeque::new(),
+            park: park::Park::new(parked),
+            idle: idle::IdleOrder::default(),
             active: 0,
             filling: false,
-            in_backoff: 0,
             source_done: false,
             rate: rate::Rate::new(cfg.rate),
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
             tls,
-            rng: retry::Rng::new(seed),
+            // Seeded from the OS CSPRNG: independent per engine, so per worker.
+            rng: retry::Rng::from_os()?,
             stats: Stats::default(),
             now,
         })
@@ -198,6 +228,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn stats(&self) -> Stats {
         Stats {
             active: self.active,
+            parked: self.park.len(),
+            idle: self.idle.len(),
             ..self.stats
         }
     }
@@ -233,13 +265,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn step(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
         self.now = Instant::now();
         self.fill();
-        let next = match (
+        // A parked task's time matters only when a slot is free to start it.
+        let parked = self
+            .park
+            .next_wake()
+            .filter(|_| self.active < self.cfg.concurrency);
+        let next = [
             self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
-            self.resolver.next_deadline(),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+            self.resolver.next_deadline(self.now),
+            parked,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let mut wait = next.map(|t| t.saturating_duration_since(self.now));
         if let Some(m) = max_wait {
             wait = Some(wait.map_or(m, |w| w.min(m)));
@@ -254,14 +292,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         self.now = Instant::now();
         let mut ready = std::mem::take(&mut self.ready_io);
-        let mut dns_readable = false;
         for e in self.events.iter() {
             let token = e.token();
             if token == WAKER {
                 continue;
             }
             if self.resolver.owns(token) {
-                dns_readable = true;
+                self.resolver.on_ready(token, self.now);
                 continue;
             }
             ready.push((
@@ -270,9 +307,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 e.is_writable() || e.is_write_closed() || e.is_error(),
                 e.is_read_closed() || e.is_error(),
             ));
-        }
-        if dns_readable {
-            self.resolver.on_readable();
         }
         for &(c, readable, writable, hup) in &ready {
             // The clock is read per event (a vDSO call, ~20 ns): with thousands of
@@ -316,6 +350,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
             match t {
                 TimerRef::Task(k) => self.task_deadline(k),
                 TimerRef::Wake(k) => self.task_wake(k),
+                TimerRef::Race(k) => {
+                    if self
+                        .tasks
+                        .get(k)
+                        .is_some_and(|t| t.state == TaskState::Dialing)
+                    {
+                        let step = self.with_dialer(k, None, |d, ctx, _, _, _| d.on_timer(ctx));
+                        self.dial_step(k, step);
+                    }
+                }
                 TimerRef::Idle(c) => {
                     if let Some(s) = self.conns.get_mut(c) {
                         s.idle_timer = None;
@@ -376,11 +420,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
-        if task.state == TaskState::Backoff {
-            task.state = TaskState::Queued;
-            self.in_backoff -= 1;
-            self.ready.push_back(t);
-        } else if task.state == TaskState::Queued {
+        if task.state == TaskState::Queued {
             // A file-descriptor wait: the task kept its slot.
             self.start_attempt(t);
         }
@@ -404,12 +444,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
-            if let Some(t) = self.ready.pop_front() {
-                self.active += 1;
-                self.start_attempt(t);
+            if let Some(t) = self.park.pop_ready(self.now) {
+                if let Some(task) = self.tasks.get_mut(t) {
+                    task.state = TaskState::Queued;
+                    self.active += 1;
+                    self.start_attempt(t);
+                }
                 continue;
             }
-            if self.source_done || !self.rate_allows() {
+            // A full park holds back new requests: memory stays bounded by -c.
+            if self.source_done || self.park.is_full() || !self.rate_allows() {
                 break;
             }
             match self.source.next_request() {
@@ -439,6 +483,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
                 false
             }
+        }
+    }
+
+    /// Task `t` stops waiting for the resolver, if it was (it failed or gave up): a
+    /// name nobody waits for any more is not looked up by the system fallback.
+    pub(super) fn forget_lookup(&mut self, t: usize) {
+        let Some(task) = self.tasks.get(t) else {
+            return;
+        };
+        if task.state == TaskState::Dialing && task.a.dial.as_ref().is_some_and(Dialer::resolving) {
+            let host = dial::dial_to(&self.cfg, task.a.url(&task.first)).0;
+            self.resolver.cancel(host, t);
         }
     }
 
@@ -473,7 +529,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             Phase::Connecting | Phase::Tunneling | Phase::Handshaking => {
                 let t = slot.task.expect("a dialing conn has a task");
                 let step = self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
-                    Some(conn) => d.on_ready(conn, readable, writable, rbuf, ctx, timings),
+                    Some(conn) => d.on_ready((c, conn), (readable, writable), rbuf, ctx, timings),
                     None => Step::Pending,
                 });
                 self.dial_step(t, step);

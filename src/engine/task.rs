@@ -246,15 +246,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Carries out what the dialer asked, until it waits, is ready, or fails.
     pub(super) fn dial_step(&mut self, t: usize, mut step: Step) {
         loop {
+            self.sync_race(t);
             step = match step {
                 Step::Pending => return,
                 Step::Open(conn) => self.open_conn(t, conn),
-                Step::Retry => {
-                    if let Some(c) = self.tasks[t].a.conn.take() {
-                        self.drop_conn_socket(c);
-                    }
-                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
-                }
                 Step::NoFds => {
                     // Out of file descriptors: free an idle one, or wait a little.
                     let Some(c) = self.pool.take_any_idle() else {
@@ -305,6 +300,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
+        self.forget_lookup(t);
+        self.abandon_race(t);
         // Give back what the task holds: its connection, or its pool slot while it
         // dials, or its place among a host's waiters.
         let conn = self.tasks[t].a.conn.take();
@@ -336,9 +333,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             let base = self.cfg.retry_backoff.as_millis() as u64;
             let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
             self.active -= 1;
-            self.in_backoff += 1;
-            let at = self.deadline_ms(Duration::from_millis(delay));
-            self.wheel.insert(at, TimerRef::Wake(t));
+            self.park.park(t, self.now + Duration::from_millis(delay));
             return;
         }
         self.finish(t, Some(e));

@@ -127,9 +127,24 @@ pub struct Opts {
     /// Use this HTTP proxy: http://[USER:PASS@]HOST:PORT (https goes through CONNECT).
     #[arg(long, value_name = "URL", value_parser = volley::engine::Proxy::parse)]
     pub proxy: Option<volley::engine::Proxy>,
-    /// Ask this DNS server (IP[:PORT], repeatable) instead of /etc/resolv.conf's.
+    /// Ask this DNS server (IP[:PORT], repeatable) instead of the resolv.conf ones.
+    /// Names are resolved in the event loop by volley's own stub resolver; the
+    /// system resolver is used only when no nameserver is usable.
     #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Read nameservers, search, ndots, timeout, attempts, rotate from FILE.
+    #[arg(
+        long = "resolv-conf",
+        value_name = "FILE",
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
+    /// Read host names and addresses from FILE.
+    #[arg(long = "hosts-file", value_name = "FILE", default_value = "/etc/hosts")]
+    pub hosts_file: PathBuf,
+    /// Start at most R DNS queries per second, over all workers (0 = no cap).
+    #[arg(long = "dns-rate", value_name = "R", default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_dns_rate)]
+    pub dns_rate: f64,
     /// Send every connection to this Unix domain socket.
     #[arg(long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
@@ -215,6 +230,16 @@ pub fn parse_resolve(s: &str) -> Result<(String, u16, IpAddr), String> {
         return Err(err());
     }
     Ok((host.to_ascii_lowercase(), port, addr))
+}
+
+/// Parses `--dns-rate`: 0 (no cap) or a rate from [`MIN_RATE`] to [`MAX_RATE`].
+pub fn parse_dns_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r == 0.0 || (MIN_RATE..=MAX_RATE).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "--dns-rate {s}: not 0 or a number of queries per second from {MIN_RATE} to {MAX_RATE}"
+        )),
+    }
 }
 
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when omitted).
@@ -305,6 +330,9 @@ impl Opts {
             unix_socket: self.unix_socket.clone().map(std::sync::Arc::new),
             proxy: self.proxy.clone(),
             dns_servers: self.dns_servers.clone(),
+            resolv_conf: Some(self.resolv_conf.clone()),
+            hosts_file: Some(self.hosts_file.clone()),
+            dns_rate: self.dns_rate,
             addresses: volley::cidr::AddressPolicy {
                 allow: self.allow.clone(),
                 deny: self.deny.clone(),
