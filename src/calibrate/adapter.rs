@@ -715,6 +715,8 @@ mod tests {
             redirects: Vec::new(),
             timings: Default::default(),
             attempts: 1,
+            peer: None,
+            tls: None,
         }
     }
 
