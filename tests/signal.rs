@@ -191,6 +191,66 @@ fn forbidden_for_all_but_a_few() {
     check_host(forbidden);
 }
 
+/// Wordlist mode with `-x`: each random word is tried bare and with every extension
+/// (3 × 3 probes), and `admin.php`'s word is `admin` (the `.php` is in its probes too).
+#[test]
+fn wordlist_with_extensions() {
+    let s = http(|p| match p {
+        "/admin.php" | "/backup.zip" => response("200 OK", "", &real("/admin").unwrap()),
+        _ => echo_page(p),
+    });
+    let wl = std::env::temp_dir().join(format!("volley-signal-x-{}.txt", s.addr.port()));
+    std::fs::write(&wl, "admin\nbackup\nnope\n").unwrap();
+    let (lines, err, code) = volley(
+        &[
+            "-u",
+            &s.url("/"),
+            "-w",
+            wl.to_str().unwrap(),
+            "-x",
+            "php,.zip",
+            "--calibrate",
+        ],
+        None,
+    );
+    let _ = std::fs::remove_file(&wl);
+    assert_eq!(code, 0, "{err}");
+    only_targets(&lines, 9);
+    let h = s.addr.to_string();
+    for (k, v) in verdicts(&lines) {
+        // admin and backup.zip are real files of echo_page's host too.
+        let hit = ["admin", "admin.php", "backup.zip"]
+            .iter()
+            .any(|p| k == format!("{h}/{p}"));
+        assert_eq!(v, Value::Bool(!hit), "{k}");
+    }
+    let reqs = s.requests.lock().unwrap();
+    assert_eq!(reqs.len(), 9 + 9);
+    let probes: Vec<&String> = reqs
+        .iter()
+        .filter(|r| {
+            !["admin", "backup", "nope"]
+                .iter()
+                .any(|w| r.contains(&format!("GET /{w}")))
+        })
+        .collect();
+    assert_eq!(probes.len(), 9);
+    assert_eq!(
+        probes
+            .iter()
+            .filter(|r| r.contains(".php HTTP/1.1"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        probes
+            .iter()
+            .filter(|r| r.contains(".zip HTTP/1.1"))
+            .count(),
+        3
+    );
+}
+
 /// One list mixing three hosts with three behaviours, interleaved, plus a host that
 /// is down: each calibrated on its own (6 list-mode probes each), the down host's
 /// results `null`; no line for any probe.

@@ -220,3 +220,33 @@ fn worker<S: Source, H: Worker>(
     }
     probe.summary
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_bar() {
+        let c = Progress::default();
+        c.done.store(1400, Ordering::Relaxed);
+        c.errors.store(3, Ordering::Relaxed);
+        assert_eq!(
+            progress_line(&c, Some(3000), 2.0),
+            "[#########...........] 1400/3000  46%  700/s  3 errors  ETA 0:03"
+        );
+        c.soft404.store(12, Ordering::Relaxed);
+        assert_eq!(
+            progress_line(&c, None, 2.0),
+            "1400 done  700/s  3 errors  12 soft-404"
+        );
+        c.done.store(3000, Ordering::Relaxed);
+        assert!(
+            progress_line(&c, Some(3000), 1.0).starts_with("[####################] 3000/3000 100%")
+        );
+        assert!(!progress_line(&c, Some(3000), 1.0).contains("ETA"));
+        // Nothing done yet, or an empty input: no division by zero.
+        c.done.store(0, Ordering::Relaxed);
+        assert!(progress_line(&c, Some(0), 0.0).starts_with("0 done"));
+        assert!(!progress_line(&c, Some(10), 0.0).contains("ETA"));
+    }
+}
