@@ -21,6 +21,7 @@ use crate::fingerprint::{Fingerprint, Fingerprinter, Removal, Variants, Want};
 use url::{Position, Url};
 
 pub mod adapter;
+mod table;
 pub use adapter::{calibrated, CalibratedHandler, CalibratedSource, Verdict, VerdictHandler};
 
 /// Random words per host (each also tried with every `-x` extension).
