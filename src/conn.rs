@@ -97,6 +97,8 @@ pub struct Conn {
     pub received: u64,
     /// The TLS session, for https.
     pub tls: Option<Box<rustls::ClientConnection>>,
+    /// Its details, read on first request (`Config::tls_info`).
+    tls_info: Option<std::sync::Arc<crate::engine::api::TlsInfo>>,
 }
 
 fn is_reset(e: &io::Error) -> bool {
@@ -122,6 +124,16 @@ pub fn connect_error(e: &io::Error, peer: &Peer) -> Error {
 }
 
 impl Conn {
+    /// The TLS details, read once per connection (`None` without TLS).
+    pub fn tls_info(&mut self) -> Option<std::sync::Arc<crate::engine::api::TlsInfo>> {
+        let tls = self.tls.as_deref()?;
+        Some(
+            self.tls_info
+                .get_or_insert_with(|| std::sync::Arc::new(crate::engine::api::TlsInfo::of(tls)))
+                .clone(),
+        )
+    }
+
     /// Starts a non-blocking connect to `peer`.
     pub fn connect(peer: Peer, limits: Limits) -> io::Result<Conn> {
         let sock = Socket::connect(&peer)?;
@@ -136,6 +148,7 @@ impl Conn {
             served: 0,
             received: 0,
             tls: None,
+            tls_info: None,
         })
     }
 

@@ -160,6 +160,48 @@ pub struct Outcome {
     pub timings: Timings,
     /// Attempts made (1 when not retried).
     pub attempts: u32,
+    /// Peer address of the final connection (with [`Config::peer_info`]; `None`
+    /// otherwise, and over a Unix socket).
+    pub peer: Option<std::net::SocketAddr>,
+    /// TLS details of the final connection (with [`Config::tls_info`], for https).
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What `--tls-info` reports of a connection: read once per connection, shared by
+/// every outcome on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Protocol version (`TLSv1_3`).
+    pub version: String,
+    /// Cipher suite (`TLS13_AES_128_GCM_SHA256`).
+    pub cipher: String,
+    /// The peer's leaf certificate (DER), if it sent one.
+    pub leaf: Option<Vec<u8>>,
+}
+
+impl TlsInfo {
+    /// Reads it off a rustls connection whose handshake is done.
+    pub(crate) fn of(c: &rustls::ClientConnection) -> TlsInfo {
+        TlsInfo {
+            version: c
+                .protocol_version()
+                .map_or_else(String::new, |v| format!("{v:?}")),
+            cipher: c
+                .negotiated_cipher_suite()
+                .map_or_else(String::new, |s| format!("{:?}", s.suite())),
+            leaf: c
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|cert| cert.as_ref().to_vec()),
+        }
+    }
+
+    /// The leaf certificate's subject CN, SANs, issuer, not-after and SPKI pin.
+    pub fn certificate(&self) -> Option<crate::fingerprint::cert::CertInfo> {
+        self.leaf
+            .as_deref()
+            .and_then(crate::fingerprint::cert::parse)
+    }
 }
 
 /// Callbacks for responses. Only `on_done` is required.
@@ -226,6 +268,10 @@ pub struct Config {
     /// When it turns true (say from a signal handler), `run` returns at once:
     /// finished requests have had their `on_done`, unfinished ones get none.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Report the final connection's peer address ([`Outcome::peer`]).
+    pub peer_info: bool,
+    /// Report the final connection's TLS details ([`Outcome::tls`]).
+    pub tls_info: bool,
 }
 
 impl Default for Config {
@@ -253,6 +299,8 @@ impl Default for Config {
             addresses: crate::cidr::AddressPolicy::default(),
             tls: None,
             stop: None,
+            peer_info: false,
+            tls_info: false,
         }
     }
 }

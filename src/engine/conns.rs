@@ -117,6 +117,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         task.state = TaskState::Exchanging;
         task.a.exchange = Exchange::default();
+        if self.cfg.peer_info {
+            task.a.peer = match self.conns[c].conn.peer {
+                crate::socket::Peer::Tcp(a) => Some(a),
+                crate::socket::Peer::Unix(_) => None,
+            };
+        }
+        if self.cfg.tls_info {
+            task.a.tls = self.conns[c].conn.tls_info();
+        }
         self.set_phase(t, deadline::Phase::Read);
         self.write(t, c);
     }
