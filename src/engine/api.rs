@@ -3,7 +3,8 @@
 //! [`Outcome`] per request).
 //!
 //! Invariants: every request pulled from the source gets exactly one
-//! [`Handler::on_done`]; `on_head` and `on_body` are only called for the final
+//! [`Handler::on_done`] (one cancelled by `Config::stop` with
+//! [`crate::error::ErrorKind::Cancelled`]); `on_head` and `on_body` are only called for the final
 //! response (not for redirects that are followed), and never after `on_done`.
 
 use crate::codec::response::FieldSpan;
@@ -53,15 +54,21 @@ pub trait Source {
     /// The next request, or `None` when there are no more (for now: the engine asks
     /// again after a request finishes, so a source may return `None` while it waits).
     fn next_request(&mut self) -> Option<Request>;
-    /// True once the source will never return another request.
-    fn is_exhausted(&self) -> bool {
-        true
-    }
+    /// True once the source will never return another request. Asked only after
+    /// `next_request` returned `None`; a source that may still produce requests
+    /// (a stream waiting for input) answers false, and the engine asks again later.
+    /// Required (no default): a wrong default would end a streaming source early.
+    fn is_exhausted(&self) -> bool;
 }
 
 impl<I: Iterator<Item = Request>> Source for std::iter::Fuse<I> {
     fn next_request(&mut self) -> Option<Request> {
         self.next()
+    }
+
+    /// A fused iterator that returned `None` never returns anything else.
+    fn is_exhausted(&self) -> bool {
+        true
     }
 }
 
@@ -223,8 +230,10 @@ pub struct Config {
     /// TLS client configuration shared by all https connections (see
     /// [`crate::tls::client_config`]); `None` = verify against the built-in web roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// When it turns true (say from a signal handler), `run` returns at once:
-    /// finished requests have had their `on_done`, unfinished ones get none.
+    /// When it turns true (say from a signal handler), `run` returns at once and
+    /// `step` starts nothing new: every request in flight then gets its one `on_done`
+    /// with [`crate::error::ErrorKind::Cancelled`] (at the end of the turn that saw
+    /// the flag), so "exactly one `on_done` per request pulled" holds.
     pub stop: Option<Arc<AtomicBool>>,
 }
 

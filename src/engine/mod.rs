@@ -27,7 +27,8 @@
 //! ```
 //!
 //! Invariants:
-//! - every task pulled from the source gets exactly one `on_done` (unless `stop`);
+//! - every task pulled from the source gets exactly one `on_done` (at a `stop`, the
+//!   tasks in flight get theirs with `Cancelled`);
 //! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
@@ -224,6 +225,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         while !self.is_finished() && !self.stopped() {
             self.step(None)?;
         }
+        if self.stopped() {
+            self.cancel_all();
+        }
         Ok(())
     }
 
@@ -232,6 +236,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Returns whether work remains.
     pub fn step(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
         self.now = Instant::now();
+        if self.stopped() {
+            self.cancel_all();
+            return Ok(!self.is_finished());
+        }
         self.fill();
         let next = match (
             self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
@@ -292,6 +300,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.dns_done.clear();
         self.expire();
         self.fill();
+        if self.stopped() {
+            self.cancel_all();
+        }
         Ok(!self.is_finished())
     }
 

@@ -20,7 +20,7 @@ use super::dial::{self, Ctx, Dialer, Step};
 use super::pool::{Acquire, Key};
 use super::{retry, Engine, Handler, RequestSpec, Source, TimerRef, Timings};
 use crate::conn::{Conn, Phase};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::resolve::{Addrs, Lookup};
 use crate::target::Target;
 use slab::Slab;
@@ -305,8 +305,32 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
-        // Give back what the task holds: its connection, or its pool slot while it
-        // dials, or its place among a host's waiters.
+        self.give_back(t);
+        let task = &mut self.tasks[t];
+        let failure = retry::Failure {
+            kind: e.kind,
+            final_,
+            // A response to any hop counts: a redirect followed is a response.
+            got_response: task.a.resp.status.is_some() || !task.a.redirects.is_empty(),
+            attempts: task.attempts,
+        };
+        if retry::should_retry(failure, self.cfg.retries) {
+            task.deadlines.cancel(&mut self.wheel);
+            task.state = TaskState::Backoff;
+            let base = self.cfg.retry_backoff.as_millis() as u64;
+            let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
+            self.active -= 1;
+            self.in_backoff += 1;
+            let at = self.deadline_ms(Duration::from_millis(delay));
+            self.wheel.insert(at, TimerRef::Wake(t));
+            return;
+        }
+        self.finish(t, Some(e));
+    }
+
+    /// Gives back what the task holds: its connection, or its pool slot while it
+    /// dials, or its place among a host's waiters.
+    pub(super) fn give_back(&mut self, t: usize) {
         let conn = self.tasks[t].a.conn.take();
         match conn.filter(|&c| self.conns.get(c).is_some_and(|s| s.task == Some(t))) {
             Some(c) if self.conns[c].conn.phase == Phase::Connecting => {
@@ -323,25 +347,32 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 _ => {}
             },
         }
-        let task = &mut self.tasks[t];
-        let failure = retry::Failure {
-            kind: e.kind,
-            final_,
-            got_response: task.a.resp.status.is_some(),
-            attempts: task.attempts,
-        };
-        if retry::should_retry(failure, self.cfg.retries) {
-            task.deadlines.cancel(&mut self.wheel);
-            task.state = TaskState::Backoff;
-            let base = self.cfg.retry_backoff.as_millis() as u64;
-            let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
-            self.active -= 1;
-            self.in_backoff += 1;
-            let at = self.deadline_ms(Duration::from_millis(delay));
-            self.wheel.insert(at, TimerRef::Wake(t));
-            return;
+    }
+
+    /// `Config::stop`: every task in flight gives back what it holds and gets its
+    /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too).
+    pub(super) fn cancel_all(&mut self) {
+        // Tasks queued after backoff hold no slot: count them in, as `finish` gives
+        // one back.
+        for _ in self.ready.drain(..) {
+            self.active += 1;
         }
-        self.finish(t, Some(e));
+        let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
+        for t in keys {
+            if !self.tasks.contains(t) {
+                continue;
+            }
+            if self.tasks[t].state == TaskState::Backoff {
+                self.in_backoff -= 1;
+                self.active += 1;
+            }
+            self.give_back(t);
+            let e = Error::new(
+                ErrorKind::Cancelled,
+                "the run was stopped while the request was in flight",
+            );
+            self.finish(t, Some(e));
+        }
     }
 
     pub(super) fn finish(&mut self, t: usize, error: Option<Error>) {

@@ -433,6 +433,10 @@ impl Handler for Writer {
 
     fn on_done(&mut self, o: Outcome) {
         use std::sync::atomic::Ordering::Relaxed;
+        // Cancelled at a stop: no line and no count, so --resume redoes it.
+        if o.error.as_ref().map(|e| e.kind) == Some(volley::ErrorKind::Cancelled) {
+            return;
+        }
         self.progress.done.fetch_add(1, Relaxed);
         if o.error.is_some() {
             self.progress.errors.fetch_add(1, Relaxed);

@@ -1,0 +1,162 @@
+//! The contract's fine print inside the engine (issue 9): retries after a redirect,
+//! slot waits, cancellation at a stop, interim responses, discarded bodies, timings,
+//! headers across hosts, the policy through a proxy, shared limits. Servers on
+//! loopback; each test waits for the state it needs.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use volley::engine::{Config, Engine, Request, RequestSpec, Source};
+use volley::ErrorKind;
+
+fn kind(o: &volley::engine::Outcome) -> Option<ErrorKind> {
+    o.error.as_ref().map(|e| e.kind)
+}
+
+/// Reads until the peer closes (or the read fails).
+fn until_eof(s: &mut std::net::TcpStream) {
+    let mut b = [0u8; 4096];
+    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+}
+
+fn path_of(req: &str) -> &str {
+    req.split(' ').nth(1).unwrap_or("/")
+}
+
+#[test]
+fn no_retry_after_a_redirect_was_answered() {
+    // POST /a answers 307 to /b; /b closes without answering: a retry would send
+    // the POST to /a again.
+    let s = server(|_, mut st, reqs| {
+        while let Some(req) = read_request(&mut st) {
+            let p = path_of(&req).to_string();
+            reqs.lock().unwrap().push(req);
+            if p == "/a" {
+                let r = b"HTTP/1.1 307 Again\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n";
+                if st.write_all(r).is_err() {
+                    return;
+                }
+            } else {
+                return;
+            }
+        }
+    });
+    let spec = RequestSpec {
+        method: "POST".into(),
+        body: b"once".to_vec(),
+        ..RequestSpec::default()
+    };
+    let r = run_with(
+        Config {
+            follow: true,
+            retries: 3,
+            ..cfg()
+        },
+        spec,
+        &[s.url("/a")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Closed), "{o:?}");
+    assert_eq!(o.attempts, 1, "{o:?}");
+    let posts = s
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|q| q.starts_with("POST /a "))
+        .count();
+    assert_eq!(posts, 1, "the POST was sent once");
+}
+
+/// Requests fed by hand: `None` until the test pushes more; finished when closed.
+struct Fed(Arc<Mutex<(Vec<Request>, bool)>>);
+
+impl Source for Fed {
+    fn next_request(&mut self) -> Option<Request> {
+        self.0.lock().unwrap().0.pop()
+    }
+    fn is_exhausted(&self) -> bool {
+        let g = self.0.lock().unwrap();
+        g.0.is_empty() && g.1
+    }
+}
+
+fn req(tag: u64, url: String) -> Request {
+    Request {
+        tag,
+        url,
+        spec: Arc::new(RequestSpec::default()),
+    }
+}
+
+#[test]
+fn a_stop_gives_every_request_in_flight_one_cancelled_outcome() {
+    let got = Arc::new(AtomicUsize::new(0));
+    let g2 = got.clone();
+    let s = server(move |_, mut st, _| {
+        let Some(req) = read_request(&mut st) else {
+            return;
+        };
+        if path_of(&req) == "/fast" {
+            let _ = st.write_all(&ok_response("ok"));
+            return;
+        }
+        g2.fetch_add(1, Ordering::SeqCst);
+        until_eof(&mut st);
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let queue = Arc::new(Mutex::new((Vec::new(), false)));
+    {
+        let mut q = queue.lock().unwrap();
+        q.0.push(req(1, s.url("/fast")));
+        for tag in 2..=5 {
+            q.0.push(req(tag, s.url("/hang")));
+        }
+    }
+    let cfg = Config {
+        stop: Some(stop.clone()),
+        retries: 2,
+        ..cfg()
+    };
+    let mut e = Engine::new(cfg, Fed(queue.clone()), Collect::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.load(Ordering::SeqCst) < 4 || e.handler().outcomes.is_empty() {
+        e.step(Some(Duration::from_millis(50))).unwrap();
+        assert!(Instant::now() < deadline, "requests never arrived");
+    }
+    stop.store(true, Ordering::SeqCst);
+    e.step(Some(Duration::from_millis(50))).unwrap();
+    let mut outcomes = e.into_parts().1.outcomes;
+    outcomes.sort_by_key(|o| o.tag);
+    let tags: Vec<u64> = outcomes.iter().map(|o| o.tag).collect();
+    assert_eq!(
+        tags,
+        [1, 2, 3, 4, 5],
+        "exactly one on_done per request pulled"
+    );
+    assert_eq!(outcomes[0].status, Some(200));
+    for o in &outcomes[1..] {
+        assert_eq!(kind(o), Some(ErrorKind::Cancelled), "{o:?}");
+    }
+}
+
+#[test]
+fn a_source_that_waits_is_not_taken_as_finished() {
+    let s = http(|_| ok_response("x"));
+    let queue = Arc::new(Mutex::new((Vec::new(), false)));
+    let mut e = Engine::new(cfg(), Fed(queue.clone()), Collect::default()).unwrap();
+    // Nothing yet: the engine keeps asking.
+    assert!(e.step(Some(Duration::from_millis(10))).unwrap());
+    assert!(!e.is_finished());
+    queue.lock().unwrap().0.push(req(1, s.url("/")));
+    queue.lock().unwrap().1 = true;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.step(Some(Duration::from_millis(50))).unwrap() {
+        assert!(Instant::now() < deadline);
+    }
+    assert_eq!(e.handler().outcomes.len(), 1);
+    assert_eq!(e.handler().outcomes[0].status, Some(200));
+}
