@@ -160,3 +160,108 @@ fn a_source_that_waits_is_not_taken_as_finished() {
     assert_eq!(e.handler().outcomes.len(), 1);
     assert_eq!(e.handler().outcomes[0].status, Some(200));
 }
+
+#[test]
+fn a_redirect_hop_waiting_for_a_host_slot_runs_no_deadline() {
+    // Request 1 holds the only slot of S2 until its own --timeout ends it; request 2
+    // is redirected from S1 to S2 at once and waits for that slot meanwhile. Its
+    // total is paused while it waits, so it then succeeds.
+    let s2 = server(|_, mut st, _| {
+        while let Some(req) = read_request(&mut st) {
+            if path_of(&req) == "/hold" {
+                until_eof(&mut st);
+                return;
+            }
+            if st.write_all(&ok_response("final")).is_err() {
+                return;
+            }
+        }
+    });
+    let to = s2.url("/final");
+    let s1 = http(move |_| {
+        format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+    });
+    let r = run(
+        Config {
+            per_host: 1,
+            follow: true,
+            retries: 0,
+            total_timeout: Some(Duration::from_millis(800)),
+            ..cfg()
+        },
+        &[s2.url("/hold"), s1.url("/r")],
+    );
+    assert_eq!(kind(&r.outcomes[0]), Some(ErrorKind::TotalTimeout));
+    let o = &r.outcomes[1];
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!((o.status, o.redirects.len()), (Some(200), 1), "{o:?}");
+}
+
+/// A DNS server on loopback answering every A query with 127.0.0.1 (and AAAA with
+/// no address). Counts the queries.
+fn dns_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let q2 = queries.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            q2.fetch_add(1, Ordering::SeqCst);
+            let q = &buf[..n];
+            // The question: labels up to the root, then type and class.
+            let mut i = 12;
+            while i < n && q[i] != 0 {
+                i += 1 + q[i] as usize;
+            }
+            let end = i + 5;
+            if end > n {
+                continue;
+            }
+            let a = q[i + 1..i + 3] == [0, 1];
+            let mut r = Vec::from(&q[..2]);
+            r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(a), 0, 0, 0, 0]);
+            r.extend_from_slice(&q[12..end]);
+            if a {
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    (addr, queries)
+}
+
+#[test]
+fn thousands_of_waiters_for_a_denied_name_do_not_deepen_the_stack() {
+    // Every request waits for the one slot of a name whose answer is denied: each
+    // waiter fails at once and wakes the next. Run on a small stack so a recursion
+    // per waiter would overflow it.
+    let (dns, _) = dns_server();
+    let out = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            let urls: Vec<String> = (0..5000)
+                .map(|i| format!("http://denied.test/{i}"))
+                .collect();
+            run(
+                Config {
+                    concurrency: 5000,
+                    per_host: 1,
+                    dns_servers: vec![dns],
+                    addresses: volley::cidr::AddressPolicy {
+                        allow: vec![],
+                        deny: vec![volley::cidr::Cidr::parse("127.0.0.0/8").unwrap()],
+                    },
+                    ..cfg()
+                },
+                &urls,
+            )
+        })
+        .unwrap()
+        .join()
+        .expect("the engine's thread survived");
+    assert!(out
+        .outcomes
+        .iter()
+        .all(|o| kind(o) == Some(ErrorKind::Denied)));
+}

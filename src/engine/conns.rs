@@ -17,7 +17,7 @@ use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
 use super::pool::Key;
 use super::redirect::{self, Decision};
 use super::task::{still_waiting, TaskState};
-use super::{deadline, Engine, Handler, Source, TimerRef};
+use super::{deadline, Engine, Handler, Handoff, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
 use crate::conn::Conn;
@@ -253,7 +253,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             .pool
             .put_idle(slot.key(), c, |w| still_waiting(tasks, w))
         {
-            self.reuse_for(w, c);
+            self.hand_off(Handoff::Reuse(w, c));
             return;
         }
         let at = self.deadline_ms(self.cfg.idle_timeout);
@@ -274,7 +274,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         };
         let tasks = &self.tasks;
         if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
+            self.hand_off(Handoff::Start(w));
         }
     }
 

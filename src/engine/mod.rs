@@ -70,12 +70,24 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use task::still_waiting;
 
 const WAKER: Token = Token(usize::MAX);
 /// The stub resolver's UDP sockets (IPv4, IPv6).
 const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
+
+/// A waiter woken by a freed per-host slot or an idle connection, run from the
+/// engine's work list (`hand_off`) rather than from inside the call that freed it,
+/// so a chain of waiters that fail at once never deepens the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handoff {
+    /// Task `0` may take the freed slot: start its hop again.
+    Start(usize),
+    /// Task `0` takes idle connection `1` (in no pool list meanwhile).
+    Reuse(usize, usize),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerRef {
@@ -107,6 +119,9 @@ pub struct Engine<S: Source, H: Handler> {
     dns_done: Vec<Answered>,
     /// Tasks whose backoff ended, waiting for a slot (before new source requests).
     ready: VecDeque<usize>,
+    /// Waiters to wake, in order (see `Handoff`); `handing` while the list runs.
+    handoffs: VecDeque<Handoff>,
+    handing: bool,
     active: usize,
     filling: bool,
     in_backoff: usize,
@@ -165,6 +180,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             resolver,
             dns_done: Vec::new(),
             ready: VecDeque::new(),
+            handoffs: VecDeque::new(),
+            handing: false,
             active: 0,
             filling: false,
             in_backoff: 0,
@@ -398,6 +415,27 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     // ----- scheduling -------------------------------------------------------------
+
+    /// Wakes a waiter: queued on the work list, which the outermost call runs to
+    /// its end (a waiter whose hop fails at once wakes the next one through the
+    /// list, not through recursion).
+    fn hand_off(&mut self, h: Handoff) {
+        self.handoffs.push_back(h);
+        if self.handing {
+            return;
+        }
+        self.handing = true;
+        while let Some(h) = self.handoffs.pop_front() {
+            match h {
+                Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
+                Handoff::Start(_) => {}
+                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => self.reuse_for(w, c),
+                // The waiter is gone: the connection goes to the pool after all.
+                Handoff::Reuse(_, c) => self.release_conn(c, false),
+            }
+        }
+        self.handing = false;
+    }
 
     /// Starts queued retries and new requests while slots are free. Called at the
     /// start and end of a turn and whenever a request finishes, so a freed slot (and

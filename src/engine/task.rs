@@ -18,7 +18,7 @@ use super::attempt::{self, Attempt, Identity};
 use super::deadline::{self, Deadlines, Doing};
 use super::dial::{self, Ctx, Dialer, Step};
 use super::pool::{Acquire, Key};
-use super::{retry, Engine, Handler, RequestSpec, Source, TimerRef, Timings};
+use super::{retry, Engine, Handler, Handoff, RequestSpec, Source, TimerRef, Timings};
 use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::resolve::{Addrs, Lookup};
@@ -149,7 +149,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.start_hop(t);
     }
 
-    /// Starts the attempt's clocks if they are not running yet.
+    /// Starts the attempt's clocks if they are not running yet, or resumes a total
+    /// paused while a later hop waited for a slot.
     pub(super) fn begin_clock(&mut self, t: usize) {
         if self.tasks[t].a.started.is_none() {
             let total = self.cfg.total_timeout.map(|d| self.deadline_ms(d));
@@ -158,6 +159,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             task.a.timings = Timings::default();
             task.deadlines.set_total(total);
             task.attempts += 1;
+        } else {
+            // A later hop that waited for a slot: its paused total runs again.
+            let now = self.wheel.ms(self.now);
+            self.tasks[t].deadlines.resume(now);
         }
     }
 
@@ -171,8 +176,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             Acquire::Wait => {
                 let task = &mut self.tasks[t];
                 task.state = TaskState::WaitHost;
-                // No deadline runs while waiting; a redirect hop's total keeps running.
-                task.deadlines.suspend(&mut self.wheel, TimerRef::Task(t));
+                // No deadline runs while waiting; a redirect hop's total is paused
+                // (`begin_clock` resumes it).
+                let now = self.wheel.ms(self.now);
+                task.deadlines.suspend(now, &mut self.wheel);
             }
             Acquire::Dial => self.dial(t),
         }
@@ -298,7 +305,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let tasks = &self.tasks;
         let key = key_of(task.a.url(&task.first));
         if let Some(w) = self.pool.closed(key, |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
+            self.hand_off(Handoff::Start(w));
         }
     }
 
