@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use volley::engine::{Config, Engine, Request, RequestSpec, Source};
 use volley::ErrorKind;
@@ -264,4 +264,103 @@ fn thousands_of_waiters_for_a_denied_name_do_not_deepen_the_stack() {
         .outcomes
         .iter()
         .all(|o| kind(o) == Some(ErrorKind::Denied)));
+}
+
+#[test]
+fn a_read_deadline_does_not_fire_for_bytes_already_waiting() {
+    // 1,100 idle pooled connections close at once, then request /b's answer
+    // arrives, then the loop stalls (as behind a slow disk) past /b's read deadline.
+    // The next turn's poll returns at most 1,024 events: /b's bytes wait behind the
+    // closes, and its deadline must not be declared while they do.
+    const IDLE: usize = 1100;
+    let close = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (answer_tx, answer_rx) = mpsc::channel::<()>();
+    let (written_tx, written_rx) = mpsc::channel::<()>();
+    let answer_rx = Mutex::new(answer_rx);
+    let b_arrived = Arc::new(AtomicBool::new(false));
+    let (c2, d2, b2) = (close.clone(), closed.clone(), b_arrived.clone());
+    let written_tx = Mutex::new(written_tx);
+    let sb = server(move |_, mut st, _| {
+        if read_request(&mut st).is_none() {
+            return;
+        }
+        b2.store(true, Ordering::SeqCst);
+        let _ = answer_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+        let _ = st.write_all(&ok_response("b"));
+        let _ = written_tx.lock().unwrap().send(());
+        until_eof(&mut st);
+    });
+    let s = server(move |_, mut st, _| {
+        if read_request(&mut st).is_none() {
+            return;
+        }
+        let _ = st.write_all(&ok_response("x"));
+        let (m, cv) = &*c2;
+        let g = m.lock().unwrap();
+        let _g = cv
+            .wait_timeout_while(g, Duration::from_secs(20), |c| !*c)
+            .unwrap();
+        drop(st);
+        d2.fetch_add(1, Ordering::SeqCst);
+    });
+    let queue = Arc::new(Mutex::new((Vec::new(), false)));
+    for tag in 0..IDLE as u64 {
+        queue.lock().unwrap().0.push(req(tag + 10, s.url("/x")));
+    }
+    let read_timeout = Duration::from_secs(2);
+    let cfg = Config {
+        concurrency: IDLE + 10,
+        connect_timeout: Duration::from_secs(20),
+        read_timeout,
+        retries: 0,
+        ..cfg()
+    };
+    let mut e = Engine::new(cfg, Fed(queue.clone()), Collect::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut step = |e: &mut Engine<Fed, Collect>| {
+        e.step(Some(Duration::from_millis(20))).unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "took too long: {} {:?}",
+            e.handler().outcomes.len(),
+            e.stats()
+        );
+    };
+    while e.handler().outcomes.len() < IDLE {
+        step(&mut e);
+    }
+    for o in &e.handler().outcomes {
+        assert_eq!(o.status, Some(200), "{o:?}");
+    }
+    queue.lock().unwrap().0.push(req(1, sb.url("/b")));
+    while !b_arrived.load(Ordering::SeqCst) {
+        step(&mut e);
+    }
+    // The idle connections close, then /b is answered; the loop is not stepped.
+    {
+        let (m, cv) = &*close;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    while closed.load(Ordering::SeqCst) < IDLE {
+        std::thread::yield_now();
+        assert!(Instant::now() < deadline, "closes");
+    }
+    answer_tx.send(()).unwrap();
+    written_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("/b answered");
+    // The stall itself (the condition under test, not a wait for a state).
+    std::thread::sleep(read_timeout * 2);
+    queue.lock().unwrap().1 = true;
+    while e.handler().outcomes.len() < IDLE + 1 {
+        step(&mut e);
+    }
+    let o = e.handler().outcomes.iter().find(|o| o.tag == 1).unwrap();
+    assert!(o.error.is_none(), "answered in time, seen late: {o:?}");
+    assert_eq!((o.status, o.bytes), (Some(200), 1));
 }

@@ -98,6 +98,11 @@ impl Deadlines {
         self.total_left = None;
     }
 
+    /// True while a wheel entry is armed.
+    pub fn is_armed(&self) -> bool {
+        self.timer.is_some()
+    }
+
     /// Removes the wheel entry; no deadline runs until the next arming.
     pub fn cancel<T>(&mut self, wheel: &mut Wheel<T>) {
         if let Some(k) = self.timer.take() {

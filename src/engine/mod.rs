@@ -387,6 +387,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
         else {
             return;
         };
+        if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t) {
+            return;
+        }
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
         let timeouts = deadline::Timeouts {
             connect: self.cfg.connect_timeout,
             read: self.cfg.read_timeout,
@@ -398,6 +404,28 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let doing = task.doing(conn, &host);
         let error = deadline::error(fired, doing, timeouts);
         self.fail(t, error, false);
+    }
+
+    /// Before a read (or total) deadline is declared: bytes may be waiting that the
+    /// loop has not handled yet (a turn with more ready connections than one poll
+    /// returns, or a handler that stalled the loop). Reads (or writes) what is
+    /// there; true when the task moved on — finished, failed, or progressed and
+    /// re-armed its deadline — so the deadline is not declared.
+    fn look_first(&mut self, t: usize) -> bool {
+        let task = &self.tasks[t];
+        let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
+            return false;
+        };
+        match self.conns.get(c).map(|s| s.conn.phase) {
+            Some(Phase::Reading) => self.read(t, c, true),
+            Some(Phase::Writing) => self.write(t, c),
+            _ => return false,
+        }
+        self.tasks.get(t).is_none_or(|task| {
+            task.deadlines.is_armed()
+                || task.state != TaskState::Exchanging
+                || task.a.conn != Some(c)
+        })
     }
 
     fn task_wake(&mut self, t: usize) {
