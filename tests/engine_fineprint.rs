@@ -321,7 +321,7 @@ fn a_read_deadline_does_not_fire_for_bytes_already_waiting() {
     };
     let mut e = Engine::new(cfg, Fed(queue.clone()), Collect::default()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut step = |e: &mut Engine<Fed, Collect>| {
+    let step = |e: &mut Engine<Fed, Collect>| {
         e.step(Some(Duration::from_millis(20))).unwrap();
         assert!(
             Instant::now() < deadline,
