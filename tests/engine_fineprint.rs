@@ -364,3 +364,63 @@ fn a_read_deadline_does_not_fire_for_bytes_already_waiting() {
     assert!(o.error.is_none(), "answered in time, seen late: {o:?}");
     assert_eq!((o.status, o.bytes), (Some(200), 1));
 }
+
+#[test]
+fn ttfb_is_stamped_at_the_first_byte_and_no_lookup_reports_no_dns() {
+    // The server sends one byte of the head, then the rest only after the test saw
+    // the engine take that byte and let 300 ms pass: the first byte's stamp and the
+    // end lie at least 300 ms apart on the engine's own clock.
+    const GAP: Duration = Duration::from_millis(300);
+    let (first_tx, first_rx) = mpsc::channel::<()>();
+    let (rest_tx, rest_rx) = mpsc::channel::<()>();
+    let (first_tx, rest_rx) = (Mutex::new(first_tx), Mutex::new(rest_rx));
+    let s = server(move |_, mut st, _| {
+        if read_request(&mut st).is_none() {
+            return;
+        }
+        let _ = st.write_all(b"H");
+        let _ = st.flush();
+        let _ = first_tx.lock().unwrap().send(());
+        let _ = rest_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+        let _ = st.write_all(&ok_response("body")[1..]);
+        until_eof(&mut st);
+    });
+    let url = s.url("/");
+    let cfg = cfg();
+    let reqs = vec![req(1, url)];
+    let mut e = Engine::new(cfg.clone(), reqs.into_iter().fuse(), Collect::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The first byte is sent once the engine has written the request.
+    while first_rx.try_recv().is_err() {
+        e.step(Some(Duration::from_millis(20))).unwrap();
+        assert!(Instant::now() < deadline);
+    }
+    // The byte is in the socket: one turn takes it (its readiness is pending).
+    e.step(Some(Duration::from_millis(100))).unwrap();
+    let took = Instant::now();
+    while took.elapsed() < GAP {
+        std::thread::sleep(GAP - took.elapsed());
+    }
+    rest_tx.send(()).unwrap();
+    while e.step(Some(Duration::from_millis(50))).unwrap() {
+        assert!(Instant::now() < deadline);
+    }
+    let o = &e.handler().outcomes[0];
+    assert_eq!(o.status, Some(200), "{o:?}");
+    let (ttfb, total) = (o.timings.ttfb.unwrap(), o.timings.total.unwrap());
+    assert!(total - ttfb >= GAP, "ttfb {ttfb:?} total {total:?}");
+    assert_eq!(o.timings.dns, None, "an IP literal is not looked up");
+    // A pinned name is not looked up either.
+    let p = http(|_| ok_response("p"));
+    let cfg = Config {
+        resolve: vec![("pinned.test".into(), p.addr.port(), p.addr.ip())],
+        ..cfg
+    };
+    let r = run(cfg, &[format!("http://pinned.test:{}/", p.addr.port())]);
+    assert_eq!(r.outcomes[0].status, Some(200));
+    assert_eq!(r.outcomes[0].timings.dns, None);
+    assert!(r.outcomes[0].timings.connect.is_some());
+}

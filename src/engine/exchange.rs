@@ -131,7 +131,6 @@ pub(crate) fn read<H: Handler>(
     let mut after: Option<Read> = None;
     let end = conn.read(bufs.read, drain, |ev| match ev {
         ReadEvent::Head(h, fields, buf) => {
-            timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
             let location = h.location.clone().map(|r| &buf[r]);
             match decide(h.status, location) {
                 Verdict::Fail(e) => {
@@ -215,6 +214,10 @@ pub(crate) fn read<H: Handler>(
             Flow::Stop
         }
     });
+    if before == 0 && conn.received > 0 {
+        // The response's first byte arrived in this turn, read at `now`.
+        timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
+    }
     match end {
         ReadEnd::WouldBlock => Read::Pending {
             progressed: conn.received > before,

@@ -5,8 +5,9 @@
 //! `Location` to report), or too many. The engine applies the answer; nothing here
 //! touches a socket, the clock or the task.
 //!
-//! Rules (the contract's): 301, 302, 303, 307 and 308 with a `Location` that resolves
-//! against the current URL are followed when `--follow` is on, up to
+//! Rules (the contract's): any 3xx with a `Location` that resolves against the
+//! current URL reports it (`Outcome::location`) unless it is followed; 301, 302, 303,
+//! 307 and 308 with one are followed when `--follow` is on, up to
 //! `--max-redirects` hops; 303 turns anything but HEAD into a body-less GET, and 301
 //! and 302 turn POST into GET (as browsers do); 307 and 308 keep method and body.
 //! Once a hop has switched to GET, later hops stay GET.
@@ -68,13 +69,13 @@ pub(crate) fn is_redirect(status: u16) -> bool {
 /// Decides what a head with `status` and raw `location` means; see the module docs.
 #[inline]
 pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Policy) -> Decision {
-    if !is_redirect(status) {
+    if !(300..400).contains(&status) {
         return Decision::Final { location: None };
     }
     let location = location.map(|l| String::from_utf8_lossy(l).into_owned());
     let resolved = location.as_deref().and_then(|l| hop.url.join(l).ok());
     let next = match resolved {
-        Some(next) if p.follow => next,
+        Some(next) if p.follow && is_redirect(status) => next,
         resolved => {
             return Decision::Final {
                 location: resolved.map(|r| r.url.to_string()),
@@ -167,10 +168,15 @@ mod tests {
             max: 5,
         };
         type Row<'a> = (u16, Option<&'a [u8]>, Policy, Option<&'a str>);
-        let table: [Row<'_>; 6] = [
+        let table: [Row<'_>; 10] = [
             (200, Some(b"/elsewhere"), FOLLOW, None),
             (404, None, FOLLOW, None),
             (301, None, FOLLOW, None),
+            // Any 3xx with a usable Location reports it, followed or not.
+            (300, Some(b"/choice"), FOLLOW, Some("http://a.test/choice")),
+            (304, Some(b"/same"), FOLLOW, Some("http://a.test/same")),
+            (399, Some(b"//c.test/"), no, Some("http://c.test/")),
+            (305, None, FOLLOW, None),
             (302, Some(b"http://[bad"), FOLLOW, None),
             (302, Some(b"/b"), no, Some("http://a.test/b")),
             (308, Some(b"https://b.test/"), no, Some("https://b.test/")),
