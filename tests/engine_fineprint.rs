@@ -424,3 +424,65 @@ fn ttfb_is_stamped_at_the_first_byte_and_no_lookup_reports_no_dns() {
     assert_eq!(r.outcomes[0].timings.dns, None);
     assert!(r.outcomes[0].timings.connect.is_some());
 }
+
+#[test]
+fn credentials_and_body_headers_do_not_follow_to_another_host() {
+    // POST to S1 (as "localhost" pinned, so S2 at 127.0.0.1 is another host),
+    // answered 303 to S2: the GET there carries no Authorization, Cookie, Host or
+    // body headers; with location_trusted the credentials go along.
+    let s2 = http(|_| ok_response("there"));
+    let to = s2.url("/there");
+    let s1 = http(move |p| {
+        if p == "/back" {
+            return ok_response("back");
+        }
+        format!("HTTP/1.1 303 See Other\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes()
+    });
+    let spec = RequestSpec {
+        method: "POST".into(),
+        headers: vec![
+            ("Authorization".into(), "Bearer secret".into()),
+            ("Cookie".into(), "sid=secret".into()),
+            ("Host".into(), "own.test".into()),
+            ("Content-Type".into(), "text/plain".into()),
+            ("X-Other".into(), "kept".into()),
+        ],
+        body: b"data".to_vec(),
+    };
+    let first = format!("http://localhost:{}/a", s1.addr.port());
+    for trusted in [false, true] {
+        let cfg = Config {
+            follow: true,
+            location_trusted: trusted,
+            resolve: vec![("localhost".into(), s1.addr.port(), s1.addr.ip())],
+            ..cfg()
+        };
+        let r = run_with(cfg, spec.clone(), std::slice::from_ref(&first));
+        assert_eq!(r.outcomes[0].status, Some(200), "{:?}", r.outcomes[0]);
+        let sent = s2.requests.lock().unwrap().pop().unwrap();
+        assert!(sent.starts_with("GET /there HTTP/1.1\r\n"), "{sent}");
+        assert!(sent.contains(&format!("Host: {}\r\n", s2.addr)), "{sent}");
+        assert!(sent.contains("X-Other: kept\r\n"), "{sent}");
+        let lower = sent.to_ascii_lowercase();
+        for h in [
+            "content-type:",
+            "content-length:",
+            "transfer-encoding:",
+            "own.test",
+        ] {
+            assert!(!lower.contains(h), "{h} carried: {sent}");
+        }
+        assert_eq!(
+            lower.contains("authorization: bearer secret"),
+            trusted,
+            "{sent}"
+        );
+        assert_eq!(lower.contains("cookie: sid=secret"), trusted, "{sent}");
+        // The first hop had them all.
+        let own = s1.requests.lock().unwrap().pop().unwrap();
+        assert!(
+            own.contains("Authorization: Bearer secret\r\n") && own.contains("Host: own.test\r\n")
+        );
+    }
+}

@@ -202,6 +202,9 @@ pub struct Config {
     pub follow: bool,
     /// Most redirects followed.
     pub max_redirects: u32,
+    /// Send `Authorization` and `Cookie` on redirect hops to other schemes, hosts or
+    /// ports too (curl's `--location-trusted`); by default they are dropped there.
+    pub location_trusted: bool,
     /// Most decoded body bytes read per response.
     pub max_body: u64,
     /// Keep connections alive and reuse them.
@@ -250,6 +253,7 @@ impl Default for Config {
             retry_backoff: Duration::from_millis(200),
             follow: false,
             max_redirects: 10,
+            location_trusted: false,
             max_body: 1 << 20,
             keepalive: true,
             idle_timeout: Duration::from_secs(30),

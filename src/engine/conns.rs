@@ -94,6 +94,23 @@ impl<S: Source, H: Handler> Engine<S, H> {
         };
         let cur = task.a.url(&task.first);
         let via_proxy = self.cfg.proxy.as_ref().filter(|_| !cur.tls);
+        // A redirect hop carries only what curl's rules allow of the user's headers
+        // (allocating only when something is dropped).
+        let carry = match &task.a.hop {
+            Some(next) => {
+                redirect::carries(&task.first, next, task.a.as_get, self.cfg.location_trusted)
+            }
+            None => redirect::Carry::ALL,
+        };
+        let kept: Option<Vec<(String, String)>> = (carry != redirect::Carry::ALL
+            && spec.headers.iter().any(|(n, _)| !carry.keeps(n)))
+        .then(|| {
+            spec.headers
+                .iter()
+                .filter(|(n, _)| carry.keeps(n))
+                .cloned()
+                .collect()
+        });
         let started = exchange::start(
             &mut self.conns[c].conn,
             &RequestHead {
@@ -105,7 +122,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 host: cur.host_for_header(),
                 port: cur.explicit_port(),
                 defaults: &DEFAULT_HEADERS,
-                headers: &spec.headers,
+                headers: kept.as_deref().unwrap_or(&spec.headers),
                 body,
                 close: !self.cfg.keepalive,
                 proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),

@@ -81,6 +81,9 @@ pub struct Opts {
     /// Most redirects followed.
     #[arg(long = "max-redirects", default_value_t = 10)]
     pub max_redirects: u32,
+    /// Send Authorization and Cookie headers to redirect targets on other hosts too.
+    #[arg(long = "location-trusted")]
+    pub location_trusted: bool,
     /// Request method (default GET, or POST with --data).
     #[arg(short = 'X', long = "method")]
     pub method: Option<String>,
@@ -214,6 +217,7 @@ impl Opts {
             retries: self.retries,
             follow: self.follow,
             max_redirects: self.max_redirects,
+            location_trusted: self.location_trusted,
             max_body: self.max_body,
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),
