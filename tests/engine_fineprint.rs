@@ -486,3 +486,78 @@ fn credentials_and_body_headers_do_not_follow_to_another_host() {
         );
     }
 }
+
+#[test]
+fn interim_responses_are_capped() {
+    let s = server(|_, mut st, _| {
+        let Some(req) = read_request(&mut st) else {
+            return;
+        };
+        let n: usize = path_of(&req)[1..].parse().unwrap();
+        let mut r = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(n);
+        r.extend_from_slice(&ok_response("x"));
+        let _ = st.write_all(&r);
+        until_eof(&mut st);
+    });
+    let r = run(
+        Config {
+            retries: 0,
+            ..cfg()
+        },
+        &[s.url("/16"), s.url("/17")],
+    );
+    assert_eq!(r.outcomes[0].status, Some(200), "{:?}", r.outcomes[0]);
+    let o = &r.outcomes[1];
+    assert_eq!(kind(o), Some(ErrorKind::Protocol), "{o:?}");
+    assert!(
+        o.error.as_ref().unwrap().detail.contains("interim"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_followed_redirects_endless_body_stops_at_max_body() {
+    // The redirect's body never ends; past --max-body the redirect is still
+    // followed, on a new connection.
+    let s = server(|_, mut st, _| {
+        while let Some(req) = read_request(&mut st) {
+            if path_of(&req) == "/to" {
+                let _ = st.write_all(&ok_response("there"));
+                continue;
+            }
+            let head = b"HTTP/1.1 302 Found\r\nLocation: /to\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if st.write_all(head).is_err() {
+                return;
+            }
+            let chunk = format!("1000\r\n{}\r\n", "z".repeat(0x1000));
+            // Bounded: 64 MiB at most, far past the cap.
+            for _ in 0..16 * 1024 {
+                if st.write_all(chunk.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+    });
+    let r = run(
+        Config {
+            follow: true,
+            max_body: 64 * 1024,
+            total_timeout: None,
+            ..cfg()
+        },
+        &[s.url("/from")],
+    );
+    let o = &r.outcomes[0];
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(
+        (o.status, o.redirects.len(), o.bytes),
+        (Some(200), 1, 5),
+        "{o:?}"
+    );
+    assert_eq!(
+        s.conns.load(Ordering::SeqCst),
+        2,
+        "the capped connection was not reused"
+    );
+}
