@@ -561,3 +561,53 @@ fn a_followed_redirects_endless_body_stops_at_max_body() {
         "the capped connection was not reused"
     );
 }
+
+#[test]
+fn a_tcp_close_during_the_tls_handshake_is_closed_and_retried() {
+    // A server that reads the ClientHello and closes.
+    let s = server(|_, mut st, _| {
+        let mut b = [0u8; 64];
+        let _ = st.read(&mut b);
+    });
+    let r = run(
+        Config {
+            retries: 1,
+            ..cfg()
+        },
+        &[format!("https://{}/", s.addr)],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::Closed), "{o:?}");
+    assert_eq!(o.attempts, 2, "{o:?}");
+}
+
+#[test]
+fn an_answer_sent_before_closing_on_a_body_being_sent_is_read() {
+    // The server answers 413 after the head and closes with the body unread (a
+    // reset): the answer is reported, not the failed write.
+    let s = server(|_, mut st, _| {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match st.read(&mut b) {
+                Ok(1) => head.push(b[0]),
+                _ => return,
+            }
+        }
+        let _ = st.write_all(
+            b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!",
+        );
+        // Let the answer leave before the reset: shut down our sending side, then
+        // drop the socket with the body unread.
+        let _ = st.shutdown(std::net::Shutdown::Write);
+    });
+    let spec = RequestSpec {
+        method: "POST".into(),
+        body: vec![b'x'; 32 << 20],
+        ..RequestSpec::default()
+    };
+    let r = run_with(cfg(), spec, &[s.url("/upload")]);
+    let o = &r.outcomes[0];
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!((o.status, o.bytes), (Some(413), 4), "{o:?}");
+}

@@ -20,7 +20,7 @@ use super::task::{still_waiting, TaskState};
 use super::{deadline, Engine, Handler, Handoff, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
-use crate::conn::Conn;
+use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::timer::TimerKey;
 use mio::{Interest, Token};
@@ -142,7 +142,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// already signalled.
     pub(super) fn write(&mut self, t: usize, c: usize) {
         let slot = &mut self.conns[c];
-        let reused = slot.conn.served > 0;
         match exchange::write(&mut slot.conn, &mut self.tasks[t].a.exchange, self.now) {
             Ok(w) => {
                 if w.moved {
@@ -152,13 +151,26 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     self.read(t, c, true);
                 }
             }
-            Err(e) => self.exchange_failed(t, c, e, reused),
+            Err(e) => {
+                // The peer may have answered before closing (a 413 while the body
+                // was still being sent): read what it sent first, as curl does.
+                let conn = &mut self.conns[c].conn;
+                conn.phase = Phase::Reading;
+                self.read_turn(t, c, true, Some(e));
+            }
         }
     }
 
     /// Reads the response on `c`, deciding redirects at its head, and acts on how
     /// the read turn ended.
+    #[inline]
     pub(super) fn read(&mut self, t: usize, c: usize, drain: bool) {
+        self.read_turn(t, c, drain, None);
+    }
+
+    /// A read turn; after a failed write (`write_error`), a response that is not
+    /// complete in what the peer sent is the write's failure.
+    fn read_turn(&mut self, t: usize, c: usize, drain: bool, write_error: Option<Error>) {
         let slot = &mut self.conns[c];
         let reused = slot.conn.served > 0;
         let task = &mut self.tasks[t];
@@ -210,6 +222,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
             },
         );
+        let read = match (read, write_error) {
+            (Read::Pending { .. }, Some(e)) => Read::Broken(e),
+            (Read::Broken(_), Some(e)) if !self.conns[c].conn.got_response_bytes() => {
+                Read::Broken(e)
+            }
+            (read, _) => read,
+        };
         match read {
             Read::Pending { progressed } => {
                 if progressed {

@@ -309,9 +309,10 @@ impl Dialer {
                 timings.tls = Some(ctx.now.duration_since(self.stage_start));
                 Step::Ready
             }
+            // A TCP close under the handshake is `closed`, retried like any close.
             Err(error) => Step::Failed {
+                final_: error.kind != ErrorKind::Closed,
                 error,
-                final_: true,
             },
         }
     }
