@@ -611,3 +611,55 @@ fn an_answer_sent_before_closing_on_a_body_being_sent_is_read() {
     assert!(o.error.is_none(), "{o:?}");
     assert_eq!((o.status, o.bytes), (Some(413), 4), "{o:?}");
 }
+
+#[test]
+fn through_a_proxy_the_policy_judges_the_target() {
+    // The proxy sits on 127.0.0.1 and answers every request itself.
+    let proxy = http(|_| ok_response("via proxy"));
+    let policy = |deny: &str| volley::cidr::AddressPolicy {
+        allow: vec![],
+        deny: vec![volley::cidr::Cidr::parse(deny).unwrap()],
+    };
+    let cfg = |deny: &str| Config {
+        proxy: Some(volley::engine::Proxy {
+            host: proxy.addr.ip().to_string(),
+            port: proxy.addr.port(),
+            auth: None,
+        }),
+        addresses: policy(deny),
+        resolve: vec![
+            ("inside.test".into(), 80, "10.1.2.3".parse().unwrap()),
+            ("outside.test".into(), 80, "192.0.2.7".parse().unwrap()),
+        ],
+        retries: 0,
+        ..cfg()
+    };
+    // Denied targets (a literal, a name) send nothing to the proxy.
+    let r = run(
+        cfg("10.0.0.0/8"),
+        &["http://10.9.9.9/".into(), "http://inside.test/".into()],
+    );
+    for o in &r.outcomes {
+        assert_eq!(kind(o), Some(ErrorKind::Denied), "{o:?}");
+    }
+    assert_eq!(
+        proxy.conns.load(Ordering::SeqCst),
+        0,
+        "nothing went to the proxy"
+    );
+    // A permitted target goes through, though the proxy's own address is denied.
+    let r = run(
+        cfg("127.0.0.0/8"),
+        &["http://outside.test/".into(), "http://10.9.9.9/x".into()],
+    );
+    for o in &r.outcomes {
+        assert_eq!(o.status, Some(200), "{o:?}");
+    }
+    let sent = proxy.requests.lock().unwrap().clone();
+    assert!(
+        sent.iter()
+            .any(|q| q.starts_with("GET http://outside.test/ HTTP/1.1\r\n")),
+        "{sent:?}"
+    );
+    assert_eq!(sent.len(), 2);
+}

@@ -228,7 +228,10 @@ pub struct Config {
     /// Response head limits.
     pub limits: Limits,
     /// `--allow` / `--deny`: checked after resolution, before any connection, on
-    /// every hop; a target left with no permitted address is `denied`.
+    /// every hop; a target left with no permitted address is `denied`. With a
+    /// `proxy`, the target is judged (its name resolved locally first: the local
+    /// resolver sees it) and every address it has must be permitted; the proxy's
+    /// own address is not judged, and a denied target sends nothing to it.
     pub addresses: crate::cidr::AddressPolicy,
     /// TLS client configuration shared by all https connections (see
     /// [`crate::tls::client_config`]); `None` = verify against the built-in web roots.

@@ -1,6 +1,12 @@
 //! The way to a ready connection, as a state machine of its own:
 //! resolve → address policy → connect (address after address) → proxy tunnel → TLS.
 //!
+//! With `--proxy` and an address policy, the policy judges the *target*, never the
+//! proxy: the target's name is resolved locally first (which shows the name to the
+//! local resolver, though the proxy resolves it again itself), and every address it
+//! has must be permitted, since the proxy picks one; only then is the proxy resolved
+//! and dialed. A denied target sends nothing to the proxy.
+//!
 //! A [`Dialer`] belongs to one hop of one task. The engine feeds it the resolver's
 //! answer, the new connection's readiness and the time, and it answers with a
 //! [`Step`]: wait, open this socket, drop that one and try the next address, out of
@@ -36,6 +42,9 @@ use std::time::Instant;
 pub(crate) enum Step {
     /// Wait for readiness (or the resolver).
     Pending,
+    /// Look up [`Dialer::lookup`]'s name and hand the answer to
+    /// [`Dialer::resolved`] (the proxy's, once the target was judged).
+    Lookup,
     /// Register this new connection, then hand it to [`Dialer::opened`] (or, when
     /// registration fails, call [`Dialer::open_failed`]).
     Open(Conn),
@@ -104,6 +113,10 @@ pub(crate) struct Dialer {
     connect_start: Option<Instant>,
     /// A readable event arrived while the CONNECT request was still being written.
     readable: bool,
+    /// The target was resolved and judged by the policy (through a proxy).
+    judged: bool,
+    /// A name lookup ran (for the `dns` time).
+    looked_up: bool,
 }
 
 impl Dialer {
@@ -116,6 +129,24 @@ impl Dialer {
             stage_start: now,
             connect_start: None,
             readable: false,
+            judged: false,
+            looked_up: false,
+        }
+    }
+
+    /// True while the target is to be resolved and judged before the proxy is
+    /// dialed (see the module docs).
+    fn judging(&self, cfg: &Config) -> bool {
+        !self.judged && cfg.proxy.is_some() && cfg.unix_socket.is_none() && !cfg.addresses.is_open()
+    }
+
+    /// The name (and port, for `--resolve` pins) to look up now: the target's while
+    /// it is judged, else where the connection goes.
+    pub fn lookup<'a>(&self, cfg: &'a Config, target: &'a Target) -> (&'a str, u16) {
+        if self.judging(cfg) {
+            (target.host(), target.port)
+        } else {
+            dial_to(cfg, target)
         }
     }
 
@@ -130,10 +161,32 @@ impl Dialer {
         self.next(ctx)
     }
 
-    /// The resolver answered: applies `--allow`/`--deny`, then connects.
+    /// The resolver answered: applies `--allow`/`--deny`, then connects (or, for
+    /// a target judged through a proxy, asks for the proxy's lookup).
     pub fn resolved(&mut self, addrs: Addrs, ctx: Ctx<'_>, timings: &mut Timings) -> Step {
         let policy = &ctx.cfg.addresses;
-        let addrs = if policy.is_open() || addrs.iter().all(|&a| policy.permits(a)) {
+        let (host, port) = self.lookup(ctx.cfg, ctx.target);
+        self.looked_up |= looked_up(ctx.cfg, host, port);
+        if self.judging(ctx.cfg) {
+            if let Some(bad) = addrs.iter().find(|&&a| !policy.permits(a)) {
+                let error = Error::new(
+                    ErrorKind::Denied,
+                    format!(
+                        "{} has address {bad}, outside --allow or inside --deny (through \
+                         --proxy every address must be permitted: the proxy picks one)",
+                        ctx.target.host()
+                    ),
+                );
+                return Step::Failed {
+                    error,
+                    final_: true,
+                };
+            }
+            self.judged = true;
+            return Step::Lookup;
+        }
+        let open = policy.is_open() || ctx.cfg.proxy.is_some();
+        let addrs = if open || addrs.iter().all(|&a| policy.permits(a)) {
             addrs
         } else {
             let allowed: Vec<_> = addrs
@@ -158,9 +211,9 @@ impl Dialer {
             }
             allowed.into()
         };
-        let (host, port) = dial_to(ctx.cfg, ctx.target);
-        timings.dns =
-            looked_up(ctx.cfg, host, port).then(|| ctx.now.duration_since(self.stage_start));
+        timings.dns = self
+            .looked_up
+            .then(|| ctx.now.duration_since(self.stage_start));
         self.addrs = Some(addrs);
         self.next = 0;
         self.next(ctx)

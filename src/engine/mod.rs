@@ -524,7 +524,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.tasks.get(t).is_none_or(|task| {
             task.state != TaskState::Dialing
                 || !task.a.dial.as_ref().is_some_and(Dialer::resolving)
-                || dial::dial_to(&self.cfg, task.a.url(&task.first)).0 != host
+                || task
+                    .a
+                    .dial
+                    .as_ref()
+                    .is_some_and(|d| d.lookup(&self.cfg, task.a.url(&task.first)).0 != host)
         }) {
             return;
         }

@@ -16,7 +16,7 @@
 use super::api::Request;
 use super::attempt::{self, Attempt, Identity};
 use super::deadline::{self, Deadlines, Doing};
-use super::dial::{self, Ctx, Dialer, Step};
+use super::dial::{Ctx, Dialer, Step};
 use super::pool::{Acquire, Key};
 use super::{retry, Engine, Handler, Handoff, RequestSpec, Source, TimerRef, Timings};
 use crate::conn::{Conn, Phase};
@@ -212,8 +212,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.dial_step(t, step);
             return;
         }
+        self.lookup(t);
+    }
+
+    /// Looks up the name the task's dialer needs now.
+    pub(super) fn lookup(&mut self, t: usize) {
         let task = &self.tasks[t];
-        let (host, port) = dial::dial_to(&self.cfg, task.a.url(&task.first));
+        let Some(d) = task.a.dial.as_ref() else {
+            return;
+        };
+        let (host, port) = d.lookup(&self.cfg, task.a.url(&task.first));
         match self.resolver.lookup(host, port, t, self.now) {
             Lookup::Ready(a) => self.resolved(t, a),
             Lookup::Pending => {}
@@ -255,6 +263,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         loop {
             step = match step {
                 Step::Pending => return,
+                Step::Lookup => {
+                    self.lookup(t);
+                    return;
+                }
                 Step::Open(conn) => self.open_conn(t, conn),
                 Step::Retry => {
                     if let Some(c) = self.tasks[t].a.conn.take() {
