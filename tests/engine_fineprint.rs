@@ -663,3 +663,88 @@ fn through_a_proxy_the_policy_judges_the_target() {
     );
     assert_eq!(sent.len(), 2);
 }
+
+/// Runs `urls` split over `workers` engines on their own threads, all built from
+/// clones of `cfg` (as the binary's workers are). Outcomes of all, and the time.
+fn run_workers(
+    cfg: Config,
+    urls: &[String],
+    workers: usize,
+) -> (Vec<volley::engine::Outcome>, Duration) {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..workers)
+        .map(|w| {
+            let cfg = cfg.clone();
+            let mine: Vec<Request> = urls
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % workers == w)
+                .map(|(i, u)| req(i as u64, u.clone()))
+                .collect();
+            std::thread::spawn(move || {
+                let mut e = Engine::new(cfg, mine.into_iter().fuse(), Collect::default()).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while e.step(Some(Duration::from_millis(50))).unwrap() {
+                    assert!(Instant::now() < deadline, "a worker did not finish");
+                }
+                e.into_parts().1.outcomes
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().unwrap());
+    }
+    (all, started.elapsed())
+}
+
+#[test]
+fn per_host_is_a_total_across_engines_sharing_a_config() {
+    // Each response takes a moment, so both engines want the host at once. The
+    // server counts requests in progress at once (a connection's close reaches
+    // it late, so open connections would overcount).
+    let (busy, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (b2, m2) = (busy.clone(), most.clone());
+    let s = server(move |_, mut st, _| {
+        while read_request(&mut st).is_some() {
+            m2.fetch_max(b2.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            b2.fetch_sub(1, Ordering::SeqCst);
+            if st.write_all(&ok_response("x")).is_err() {
+                return;
+            }
+        }
+    });
+    let urls: Vec<String> = (0..40).map(|i| s.url(&format!("/{i}"))).collect();
+    let cfg = Config {
+        per_host: 1,
+        concurrency: 10,
+        ..cfg()
+    };
+    let (outcomes, _) = run_workers(cfg, &urls, 2);
+    assert_eq!(outcomes.len(), 40);
+    assert!(
+        outcomes.iter().all(|o| o.status == Some(200)),
+        "{outcomes:?}"
+    );
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one connection in total");
+    assert!(
+        s.conns.load(Ordering::SeqCst) >= 2,
+        "both engines had their turn"
+    );
+}
+
+#[test]
+fn rate_is_a_total_across_engines_sharing_a_config() {
+    let s = http(|_| ok_response("x"));
+    let urls: Vec<String> = (0..20).map(|i| s.url(&format!("/{i}"))).collect();
+    let cfg = Config {
+        rate: 10.0,
+        ..cfg()
+    };
+    // 20 starts at 10/s in total need at least 1.8 s (the pacer lets at most
+    // rate × T + 2 start in T); two unshared pacers would take 0.9 s.
+    let (outcomes, took) = run_workers(cfg, &urls, 2);
+    assert!(outcomes.iter().all(|o| o.status == Some(200)));
+    assert!(took >= Duration::from_millis(1700), "{took:?}");
+}

@@ -184,9 +184,11 @@ pub trait Handler {
 pub struct Config {
     /// Requests in flight at most.
     pub concurrency: usize,
-    /// Connections per scheme/host/port at most (0 = no limit).
+    /// Connections per scheme/host/port at most (0 = no limit), in all engines that
+    /// share `shared` together.
     pub per_host: usize,
-    /// New requests per second at most (0 = no limit).
+    /// New requests per second at most (0 = no limit), in all engines that share
+    /// `shared` together (the first engine's figure sets the pace).
     pub rate: f64,
     /// Resolution + TCP connect + TLS handshake of one connection.
     pub connect_timeout: Duration,
@@ -236,6 +238,11 @@ pub struct Config {
     /// TLS client configuration shared by all https connections (see
     /// [`crate::tls::client_config`]); `None` = verify against the built-in web roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// State shared with other engines built from clones of this `Config` (the
+    /// binary's workers): `rate` and `per_host` are totals across them. A fresh one
+    /// per `Config::default()`; give engines that must not share a
+    /// `Shared::new()` each.
+    pub shared: super::Shared,
     /// When it turns true (say from a signal handler), `run` returns at once and
     /// `step` starts nothing new: every request in flight then gets its one `on_done`
     /// with [`crate::error::ErrorKind::Cancelled`] (at the end of the turn that saw
@@ -268,6 +275,7 @@ impl Default for Config {
             limits: Limits::default(),
             addresses: crate::cidr::AddressPolicy::default(),
             tls: None,
+            shared: super::Shared::new(),
             stop: None,
         }
     }

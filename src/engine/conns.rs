@@ -292,6 +292,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.hand_off(Handoff::Reuse(w, c));
             return;
         }
+        // Another engine waits for this host's slot: free it rather than keep it.
+        if self.cfg.per_host > 0 && self.cfg.shared.wanted_elsewhere(slot.key(), self.member.id) {
+            self.remove_idle(c);
+            self.close_conn(c);
+            return;
+        }
         let at = self.deadline_ms(self.cfg.idle_timeout);
         self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
     }
@@ -308,6 +314,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(slot) = self.drop_conn_socket(c) else {
             return;
         };
+        if self.cfg.per_host > 0 {
+            self.cfg.shared.closed(slot.key(), self.member.id);
+        }
         let tasks = &self.tasks;
         if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
             self.hand_off(Handoff::Start(w));

@@ -48,6 +48,7 @@ mod pool;
 mod rate;
 mod redirect;
 mod retry;
+mod shared;
 mod task;
 
 pub use crate::socket::raise_fd_limit;
@@ -55,6 +56,7 @@ pub use api::{
     Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
     Source, Stats, Timings,
 };
+pub use shared::Shared;
 use task::{Task, TaskState};
 
 use crate::conn::Phase;
@@ -126,7 +128,8 @@ pub struct Engine<S: Source, H: Handler> {
     filling: bool,
     in_backoff: usize,
     source_done: bool,
-    rate: rate::Rate,
+    /// This engine's place among those sharing `cfg.shared`.
+    member: shared::Membership,
     rate_timer: bool,
     rbuf: Box<[u8]>,
     cbuf: Box<[u8]>,
@@ -157,6 +160,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             None => crate::tls::client_config(&crate::tls::TlsOptions::default())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
+        let member = cfg.shared.join(waker.clone(), cfg.rate);
         let now = Instant::now();
         let seed = now.elapsed().subsec_nanos() as u64
             ^ (std::process::id() as u64) << 32
@@ -186,7 +190,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             filling: false,
             in_backoff: 0,
             source_done: false,
-            rate: rate::Rate::new(cfg.rate),
+            member,
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
@@ -298,6 +302,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         if dns_readable {
             self.resolver.on_readable();
+        }
+        if self.member.has_notes() {
+            self.on_notes();
         }
         for &(c, readable, writable, hup) in &ready {
             // The clock is read per event (a vDSO call, ~20 ns): with thousands of
@@ -444,6 +451,32 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     // ----- scheduling -------------------------------------------------------------
 
+    /// Other engines sharing `cfg.shared` freed a slot of a host this one waits for
+    /// (its waiters start again, while slots last), or wait for a host this one
+    /// keeps idle connections of (one is closed, which frees its slot).
+    fn on_notes(&mut self) {
+        for note in self.cfg.shared.take_notes(self.member.id) {
+            match note {
+                shared::Note::Freed(k) => loop {
+                    let tasks = &self.tasks;
+                    let Some(w) = self.pool.next_waiter(k.key(), |w| still_waiting(tasks, w))
+                    else {
+                        break;
+                    };
+                    self.hand_off(Handoff::Start(w));
+                    if still_waiting(&self.tasks, w) {
+                        break; // no slot left: it waits again
+                    }
+                },
+                shared::Note::Wanted(k) => {
+                    if let Some(c) = self.pool.take_idle(k.key()) {
+                        self.close_conn(c);
+                    }
+                }
+            }
+        }
+    }
+
     /// Wakes a waiter: queued on the work list, which the outermost call runs to
     /// its end (a waiter whose hop fails at once wakes the next one through the
     /// list, not through recursion).
@@ -486,15 +519,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.start_attempt(t);
                 continue;
             }
-            if self.source_done || !self.rate_allows() {
+            if self.source_done {
                 break;
             }
+            let Some(undo) = self.rate_take() else {
+                break;
+            };
             match self.source.next_request() {
-                Some(req) => {
-                    self.rate.take(self.now);
-                    self.admit(req)
-                }
+                Some(req) => self.admit(req),
                 None => {
+                    if let Some(u) = undo {
+                        self.cfg.shared.rate_undo(u);
+                    }
                     if self.source.is_exhausted() {
                         self.source_done = true;
                     }
@@ -504,17 +540,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// True when `--rate` lets a request start now; else arms a wake-up.
-    fn rate_allows(&mut self) -> bool {
-        match self.rate.wait(self.now) {
-            None => true,
-            Some(at) => {
+    /// `Some` when `--rate` lets a request start now (with the means to give the
+    /// start back if the source has none); else arms a wake-up. No lock without a
+    /// rate.
+    fn rate_take(&mut self) -> Option<Option<rate::Undo>> {
+        if self.cfg.rate <= 0.0 {
+            return Some(None);
+        }
+        match self.cfg.shared.rate_take(self.now) {
+            Ok(u) => Some(Some(u)),
+            Err(at) => {
                 if !self.rate_timer {
                     let ms = self.wheel.ms(at);
                     self.wheel.insert(ms, TimerRef::Rate);
                     self.rate_timer = true;
                 }
-                false
+                None
             }
         }
     }

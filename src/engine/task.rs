@@ -171,7 +171,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn start_hop(&mut self, t: usize) {
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
-        match self.pool.acquire(key, t, self.cfg.per_host) {
+        let (limit, shared, me) = (self.cfg.per_host, &self.cfg.shared, self.member.id);
+        let may_open = |_| limit == 0 || shared.try_open(key, limit, me);
+        match self.pool.acquire(key, t, may_open) {
             Acquire::Idle(c) => self.reuse_for(t, c),
             Acquire::Wait => {
                 let task = &mut self.tasks[t];
@@ -316,6 +318,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let task = &self.tasks[t];
         let tasks = &self.tasks;
         let key = key_of(task.a.url(&task.first));
+        if self.cfg.per_host > 0 {
+            self.cfg.shared.closed(key, self.member.id);
+        }
         if let Some(w) = self.pool.closed(key, |w| still_waiting(tasks, w)) {
             self.hand_off(Handoff::Start(w));
         }
