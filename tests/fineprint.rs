@@ -35,7 +35,7 @@ fn a_request_cancelled_at_a_stop_writes_no_line() {
     });
     let out = tmp("cancelled.jsonl");
     let _ = std::fs::remove_file(&out);
-    let mut child = volley()
+    let child = volley()
         .args([
             "-q",
             "-c",
