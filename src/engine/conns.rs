@@ -227,6 +227,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             (Read::Broken(_), Some(e)) if !self.conns[c].conn.got_response_bytes() => {
                 Read::Broken(e)
             }
+            // The request never went out whole: the connection is not reused.
+            (Read::Done { .. }, Some(_)) => Read::Done { reusable: false },
             (read, _) => read,
         };
         match read {

@@ -349,4 +349,51 @@ mod tests {
         s.rate_undo(u);
         assert!(s.rate_take(later).is_ok());
     }
+
+    proptest::proptest! {
+        /// Whatever the order of opens and closes among three members: the shared
+        /// count equals the connections open, never exceeds the limit, a member that
+        /// was refused hears of the next close by another, and an empty host leaves
+        /// no entry behind.
+        #[test]
+        fn counts_follow_the_members(
+            limit in 1usize..4,
+            ops in proptest::collection::vec((0usize..3, proptest::bool::ANY), 0..60),
+        ) {
+            let s = Shared::new();
+            let members: Vec<_> = (0..3).map(|_| member(&s)).collect();
+            let mut open = [0usize; 3];
+            let mut refused = [false; 3];
+            for (m, opening) in ops {
+                let id = members[m].0.id;
+                if opening {
+                    let total: usize = open.iter().sum();
+                    let ok = s.try_open(A, limit, id);
+                    proptest::prop_assert_eq!(ok, total < limit);
+                    if ok {
+                        open[m] += 1;
+                    } else {
+                        refused[m] = true;
+                    }
+                } else if open[m] > 0 {
+                    open[m] -= 1;
+                    s.closed(A, id);
+                    for (o, r) in refused.iter_mut().enumerate() {
+                        if *r && o != m {
+                            proptest::prop_assert!(members[o].0.has_notes());
+                            let notes = s.take_notes(members[o].0.id);
+                            proptest::prop_assert!(notes.contains(&Note::Freed(OwnedKey::of(A))));
+                        }
+                        *r = false;
+                    }
+                }
+                let total: usize = open.iter().sum();
+                proptest::prop_assert_eq!(s.open(A), total);
+                proptest::prop_assert!(total <= limit);
+                if total == 0 {
+                    proptest::prop_assert!(lock(&s.0.hosts).is_empty());
+                }
+            }
+        }
+    }
 }
