@@ -1,6 +1,7 @@
 //! The engine's connections: the slab slot each lives in, and moving a request over
-//! them — opening what a dialer started, sending, reading, and handing a finished
-//! connection to the pool or closing it.
+//! them — opening what a dialer started, sending, reading (also after a failed write,
+//! and before a read deadline is declared), and handing a finished connection to the
+//! pool or closing it.
 //!
 //! Part of the driver with `mod.rs` and `task.rs`; the bytes themselves are
 //! `exchange`'s, the counting the `pool`'s.
@@ -334,5 +335,27 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         let _ = self.poll.registry().deregister(&mut slot.conn.sock);
         Some(slot)
+    }
+
+    /// Before a read (or total) deadline is declared: bytes may be waiting that the
+    /// loop has not handled yet (a turn with more ready connections than one poll
+    /// returns, or a handler that stalled the loop). Reads (or writes) what is
+    /// there; true when the task moved on — finished, failed, or progressed and
+    /// re-armed its deadline — so the deadline is not declared.
+    pub(super) fn look_first(&mut self, t: usize) -> bool {
+        let task = &self.tasks[t];
+        let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
+            return false;
+        };
+        match self.conns.get(c).map(|s| s.conn.phase) {
+            Some(Phase::Reading) => self.read(t, c, true),
+            Some(Phase::Writing) => self.write(t, c),
+            _ => return false,
+        }
+        self.tasks.get(t).is_none_or(|task| {
+            task.deadlines.is_armed()
+                || task.state != TaskState::Exchanging
+                || task.a.conn != Some(c)
+        })
     }
 }

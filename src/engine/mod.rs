@@ -72,7 +72,6 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use task::still_waiting;
 
 const WAKER: Token = Token(usize::MAX);
 /// The stub resolver's UDP sockets (IPv4, IPv6).
@@ -413,28 +412,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.fail(t, error, false);
     }
 
-    /// Before a read (or total) deadline is declared: bytes may be waiting that the
-    /// loop has not handled yet (a turn with more ready connections than one poll
-    /// returns, or a handler that stalled the loop). Reads (or writes) what is
-    /// there; true when the task moved on — finished, failed, or progressed and
-    /// re-armed its deadline — so the deadline is not declared.
-    fn look_first(&mut self, t: usize) -> bool {
-        let task = &self.tasks[t];
-        let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
-            return false;
-        };
-        match self.conns.get(c).map(|s| s.conn.phase) {
-            Some(Phase::Reading) => self.read(t, c, true),
-            Some(Phase::Writing) => self.write(t, c),
-            _ => return false,
-        }
-        self.tasks.get(t).is_none_or(|task| {
-            task.deadlines.is_armed()
-                || task.state != TaskState::Exchanging
-                || task.a.conn != Some(c)
-        })
-    }
-
     fn task_wake(&mut self, t: usize) {
         let Some(task) = self.tasks.get_mut(t) else {
             return;
@@ -450,53 +427,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     // ----- scheduling -------------------------------------------------------------
-
-    /// Other engines sharing `cfg.shared` freed a slot of a host this one waits for
-    /// (its waiters start again, while slots last), or wait for a host this one
-    /// keeps idle connections of (one is closed, which frees its slot).
-    fn on_notes(&mut self) {
-        for note in self.cfg.shared.take_notes(self.member.id) {
-            match note {
-                shared::Note::Freed(k) => loop {
-                    let tasks = &self.tasks;
-                    let Some(w) = self.pool.next_waiter(k.key(), |w| still_waiting(tasks, w))
-                    else {
-                        break;
-                    };
-                    self.hand_off(Handoff::Start(w));
-                    if still_waiting(&self.tasks, w) {
-                        break; // no slot left: it waits again
-                    }
-                },
-                shared::Note::Wanted(k) => {
-                    if let Some(c) = self.pool.take_idle(k.key()) {
-                        self.close_conn(c);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Wakes a waiter: queued on the work list, which the outermost call runs to
-    /// its end (a waiter whose hop fails at once wakes the next one through the
-    /// list, not through recursion).
-    fn hand_off(&mut self, h: Handoff) {
-        self.handoffs.push_back(h);
-        if self.handing {
-            return;
-        }
-        self.handing = true;
-        while let Some(h) = self.handoffs.pop_front() {
-            match h {
-                Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
-                Handoff::Start(_) => {}
-                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => self.reuse_for(w, c),
-                // The waiter is gone: the connection goes to the pool after all.
-                Handoff::Reuse(_, c) => self.release_conn(c, false),
-            }
-        }
-        self.handing = false;
-    }
 
     /// Starts queued retries and new requests while slots are free. Called at the
     /// start and end of a turn and whenever a request finishes, so a freed slot (and

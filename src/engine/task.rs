@@ -1,6 +1,7 @@
 //! A task (one request in progress) and its way through the seams: admitted, an
-//! attempt begun, a connection taken from the pool or dialed, and at the end a retry
-//! or its one `Outcome`.
+//! attempt begun, a connection taken from the pool or dialed (or a wait for a host's
+//! slot, ended by a hand-off from the work list or a note from another engine), and
+//! at the end a retry or its one `Outcome` (`Cancelled` at a stop).
 //!
 //! This file is the second part of the driver, with `mod.rs` (the loop and the
 //! dispatch) and `conns.rs` (the connections): these three are the only files that
@@ -420,5 +421,52 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let o = attempt::outcome(id, &mut task.a, error, self.now);
         self.handler.on_done(o);
         self.fill();
+    }
+
+    /// Other engines sharing `cfg.shared` freed a slot of a host this one waits for
+    /// (its waiters start again, while slots last), or wait for a host this one
+    /// keeps idle connections of (one is closed, which frees its slot).
+    pub(super) fn on_notes(&mut self) {
+        for note in self.cfg.shared.take_notes(self.member.id) {
+            match note {
+                super::shared::Note::Freed(k) => loop {
+                    let tasks = &self.tasks;
+                    let Some(w) = self.pool.next_waiter(k.key(), |w| still_waiting(tasks, w))
+                    else {
+                        break;
+                    };
+                    self.hand_off(Handoff::Start(w));
+                    if still_waiting(&self.tasks, w) {
+                        break; // no slot left: it waits again
+                    }
+                },
+                super::shared::Note::Wanted(k) => {
+                    if let Some(c) = self.pool.take_idle(k.key()) {
+                        self.close_conn(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wakes a waiter: queued on the work list, which the outermost call runs to
+    /// its end (a waiter whose hop fails at once wakes the next one through the
+    /// list, not through recursion).
+    pub(super) fn hand_off(&mut self, h: Handoff) {
+        self.handoffs.push_back(h);
+        if self.handing {
+            return;
+        }
+        self.handing = true;
+        while let Some(h) = self.handoffs.pop_front() {
+            match h {
+                Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
+                Handoff::Start(_) => {}
+                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => self.reuse_for(w, c),
+                // The waiter is gone: the connection goes to the pool after all.
+                Handoff::Reuse(_, c) => self.release_conn(c, false),
+            }
+        }
+        self.handing = false;
     }
 }
