@@ -748,3 +748,32 @@ fn rate_is_a_total_across_engines_sharing_a_config() {
     assert!(outcomes.iter().all(|o| o.status == Some(200)));
     assert!(took >= Duration::from_millis(1700), "{took:?}");
 }
+
+#[test]
+fn a_flood_with_bytes_always_waiting_still_ends_at_the_total() {
+    // The look before declaring a deadline must not let a peer that always has
+    // bytes waiting outrun --timeout. The server floods for at most 10 s.
+    let s = server(|_, mut st, _| {
+        if read_request(&mut st).is_none() {
+            return;
+        }
+        let _ = st.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = format!("4000\r\n{}\r\n", "f".repeat(0x4000));
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if st.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let r = run(
+        Config {
+            total_timeout: Some(Duration::from_millis(300)),
+            max_body: u64::MAX,
+            ..cfg()
+        },
+        &[s.url("/flood")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(kind(o), Some(ErrorKind::TotalTimeout), "{o:?}");
+}

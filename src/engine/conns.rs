@@ -340,9 +340,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Before a read (or total) deadline is declared: bytes may be waiting that the
     /// loop has not handled yet (a turn with more ready connections than one poll
     /// returns, or a handler that stalled the loop). Reads (or writes) what is
-    /// there; true when the task moved on — finished, failed, or progressed and
-    /// re-armed its deadline — so the deadline is not declared.
-    pub(super) fn look_first(&mut self, t: usize) -> bool {
+    /// there; true when the task moved on — finished or failed, or (a read
+    /// deadline only) progressed and re-armed it — so the deadline is not declared.
+    /// The total is declared unless the response completed: a peer that always has
+    /// a few bytes waiting must not outrun `--timeout`.
+    pub(super) fn look_first(&mut self, t: usize, total: bool) -> bool {
         let task = &self.tasks[t];
         let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
             return false;
@@ -353,7 +355,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             _ => return false,
         }
         self.tasks.get(t).is_none_or(|task| {
-            task.deadlines.is_armed()
+            !total && task.deadlines.is_armed()
                 || task.state != TaskState::Exchanging
                 || task.a.conn != Some(c)
         })

@@ -393,7 +393,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         else {
             return;
         };
-        if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t) {
+        let total = fired == deadline::Fired::Total;
+        if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t, total) {
             return;
         }
         let Some(task) = self.tasks.get_mut(t) else {
