@@ -166,7 +166,8 @@ impl Conn {
     }
 
     /// Drives the handshake: `Ok(true)` once complete, `Ok(false)` while it waits
-    /// for the peer, `Err` (kind `tls`) when it failed.
+    /// for the peer, `Err` when it failed: kind `tls` when TLS itself failed,
+    /// `closed` when the TCP connection closed or reset under it.
     pub fn handshake(&mut self) -> Result<bool, Error> {
         let tls = self.tls.as_mut().expect("handshake without TLS");
         loop {
@@ -175,9 +176,7 @@ impl Conn {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        return Err(Error::new(ErrorKind::Tls, format!("TLS handshake: {e}")))
-                    }
+                    Err(e) => return Err(handshake_io_error(e)),
                 }
             }
             if !tls.is_handshaking() {
@@ -186,7 +185,7 @@ impl Conn {
             match tls.read_tls(&mut self.sock) {
                 Ok(0) => {
                     return Err(Error::new(
-                        ErrorKind::Tls,
+                        ErrorKind::Closed,
                         "connection closed during the TLS handshake",
                     ))
                 }
@@ -203,7 +202,7 @@ impl Conn {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::new(ErrorKind::Tls, format!("TLS handshake: {e}"))),
+                Err(e) => return Err(handshake_io_error(e)),
             }
         }
     }
@@ -491,6 +490,21 @@ fn write_tls(
             Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
         }
     }
+}
+
+/// A socket error during the TLS handshake: the peer closed or reset the TCP
+/// connection (`closed`, retryable like any other close) — not a TLS failure, which
+/// only the TLS layer itself reports.
+fn handshake_io_error(e: io::Error) -> Error {
+    let what = if is_reset(&e) {
+        "connection reset"
+    } else {
+        "connection failed"
+    };
+    Error::new(
+        ErrorKind::Closed,
+        format!("{what} during the TLS handshake: {e}"),
+    )
 }
 
 /// A failed send: the peer closed or reset the connection.

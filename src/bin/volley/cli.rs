@@ -164,6 +164,9 @@ pub struct Opts {
     /// Most redirects followed.
     #[arg(help_heading = "Request", long = "max-redirects", default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_REDIRECTS))]
     pub max_redirects: u32,
+    /// Send Authorization and Cookie headers to redirect targets on other hosts too.
+    #[arg(help_heading = "Request", long = "location-trusted")]
+    pub location_trusted: bool,
     /// Request method (default GET, or POST with --data).
     #[arg(help_heading = "Request", short = 'X', long = "method")]
     pub method: Option<String>,
@@ -387,6 +390,7 @@ impl Opts {
             retries: self.retries,
             follow: self.follow,
             max_redirects: self.max_redirects,
+            location_trusted: self.location_trusted,
             max_body: self.max_body,
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),

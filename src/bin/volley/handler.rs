@@ -196,6 +196,11 @@ impl Handler for Probe {
             Some((tag, v)) if tag == o.tag => Some(v),
             _ => None,
         };
+        // A request cancelled at a stop is not a result: no line, not counted, so
+        // `--resume` redoes it.
+        if o.error.as_ref().map(|e| e.kind) == Some(volley::ErrorKind::Cancelled) {
+            return;
+        }
         let soft404 = self.opts.calibrate.then(|| verdict.and_then(|v| v.soft404));
         self.progress.done.fetch_add(1, Relaxed);
         if o.error.is_some() {
