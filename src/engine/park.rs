@@ -57,6 +57,11 @@ impl Park {
         }
     }
 
+    /// Forgets every parked task (the run stopped; the engine finishes them).
+    pub fn clear(&mut self) {
+        self.heap.clear();
+    }
+
     /// When the earliest parked task may go on.
     pub fn next_wake(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((until, _, _))| *until)
