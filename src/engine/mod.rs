@@ -10,13 +10,16 @@
 //! | seam | owns | answers |
 //! |---|---|---|
 //! | `pool` | per-host open / idle / waiting counts | reuse this, dial, wait |
-//! | `dial` | resolve → policy → connect → tunnel → TLS | open, retry, ready, failed |
+//! | `dial` | resolve → policy → connect → tunnel → TLS | open, ready, failed |
+//! | `race` | one dial's Happy Eyeballs racers | next address due, losers |
 //! | `exchange` | request bytes out, response head and body in | pending, done, failed |
 //! | `redirect` | the redirect rules (pure) | follow, final, too many |
 //! | `retry` | the retry rules and backoff (pure) | retry or not, the delay |
 //! | `deadline` | a task's deadlines and its wheel entry | which one fired, its error |
 //! | `rate` | `--rate` pacing | start now, or when |
 //! | `attempt` | per-attempt state, the `Outcome` | |
+//! | `park` | tasks waiting outside a slot until a time | ready ones; full |
+//! | `idle` | the order connections went idle (all hosts) | the oldest |
 //!
 //! A task's life:
 //!
@@ -32,7 +35,9 @@
 //! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
-//! - `active` counts tasks holding a concurrency slot (all but those in backoff);
+//! - `active` counts tasks holding a concurrency slot (all but those in the park);
+//! - the park holds the tasks in backoff; while it is full no request is pulled
+//!   from the source; at most `max_idle` connections are idle over all hosts;
 //! - a connection in the slab is registered with the poll under its slab key, and
 //!   counted open in the pool from its dial until it closes (`conns.rs`).
 //!
