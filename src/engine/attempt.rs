@@ -41,6 +41,9 @@ pub(crate) struct Attempt {
     pub dial: Option<Dialer>,
     /// The current hop's exchange.
     pub exchange: Exchange,
+    /// Times a pipelined request of this attempt was sent again, free of an attempt,
+    /// after its connection closed unanswered (`--pipeline`; at most 3).
+    pub resends: u8,
 }
 
 impl Attempt {

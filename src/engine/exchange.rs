@@ -13,10 +13,13 @@
 //! - the handler sees `on_head` once per final response, then its decoded body in
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
-//!   content coding's end.
+//!   content coding's end;
+//! - a pipelined request ([`queue`]) is appended behind what the connection still has
+//!   to write and never touches the decoder of the response being read.
 
 use super::api::{Handler, ResponseHead, Timings};
 use crate::codec::request::{encode, RequestHead};
+use crate::codec::response::Framing;
 use crate::codec::ContentDecoder;
 use crate::conn::{Conn, Flow, ReadEnd, ReadEvent};
 use crate::error::Error;
@@ -45,6 +48,10 @@ pub(crate) struct Exchange {
     pub sent_at: Option<Instant>,
     /// The response is a redirect being followed, to this URL: its body is discarded.
     pub follow: Option<Target>,
+    /// The request was pipelined behind another on its connection.
+    pub pipelined: bool,
+    /// The response's body runs until the connection closes (it cannot be framed).
+    pub until_close: bool,
 }
 
 /// What the engine decided about a response head.
@@ -85,6 +92,14 @@ pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error
     encode(&mut conn.wbuf, head)?;
     conn.start_request(head.method.eq_ignore_ascii_case("HEAD"));
     Ok(())
+}
+
+/// Encodes `head` behind the requests the connection already carries (pipelining).
+#[inline]
+pub(crate) fn queue(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
+    conn.queue_request();
+    let at = conn.wbuf.len();
+    encode(&mut conn.wbuf, head).inspect_err(|_| conn.wbuf.truncate(at))
 }
 
 /// The scratch buffers the engine lends for a read turn.
@@ -132,6 +147,7 @@ pub(crate) fn read<H: Handler>(
     let end = conn.read(bufs.read, drain, |ev| match ev {
         ReadEvent::Head(h, fields, buf) => {
             timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
+            ex.until_close = h.framing == Framing::UntilClose;
             let location = h.location.clone().map(|r| &buf[r]);
             match decide(h.status, location) {
                 Verdict::Fail(e) => {

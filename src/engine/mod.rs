@@ -359,6 +359,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         else {
             return;
         };
+        if self.cfg.pipeline > 1 && self.pipeline_deadline(t, fired) {
+            return;
+        }
+        let task = &self.tasks[t];
         let timeouts = deadline::Timeouts {
             connect: self.cfg.connect_timeout,
             read: self.cfg.read_timeout,
@@ -463,6 +467,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(slot) = self.conns.get_mut(c) else {
             return;
         };
+        slot.peer_closed |= hup;
         match slot.conn.phase {
             Phase::Idle => {
                 if readable && slot.conn.idle_is_dead(&mut self.rbuf) {
@@ -488,8 +493,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
             }
             Phase::Reading => {
+                let t = slot.task.expect("reading conn has a task");
+                if writable && !slot.conn.wpos_done() {
+                    // Pipelined requests still being written.
+                    self.write(t, c);
+                    if self.conns.get(c).is_none_or(|s| s.task != Some(t)) {
+                        return;
+                    }
+                }
                 if readable {
-                    let t = slot.task.expect("reading conn has a task");
                     self.read(t, c, hup);
                 }
             }
