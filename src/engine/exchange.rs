@@ -14,7 +14,7 @@
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
 //!   content coding's end;
-//! - a pipelined request ([`queue`]) is appended behind what the connection still has
+//! - a pipelined request (`start` with `queued`) is appended behind what the connection still has
 //!   to write and never touches the decoder of the response being read.
 
 use super::api::{Handler, ResponseHead, Timings};
@@ -85,21 +85,20 @@ pub(crate) enum Read {
     Broken(Error),
 }
 
-/// Encodes `head` into the connection's buffer and readies it for writing.
+/// Encodes `head` into the connection's buffer and readies it for writing;
+/// `queued`: behind the requests the connection already carries (pipelining), with
+/// the response being read left alone.
 #[inline]
-pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
+pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>, queued: bool) -> Result<(), Error> {
+    if queued {
+        conn.queue_request();
+        let at = conn.wbuf.len();
+        return encode(&mut conn.wbuf, head).inspect_err(|_| conn.wbuf.truncate(at));
+    }
     conn.wbuf.clear();
     encode(&mut conn.wbuf, head)?;
     conn.start_request(head.method.eq_ignore_ascii_case("HEAD"));
     Ok(())
-}
-
-/// Encodes `head` behind the requests the connection already carries (pipelining).
-#[inline]
-pub(crate) fn queue(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
-    conn.queue_request();
-    let at = conn.wbuf.len();
-    encode(&mut conn.wbuf, head).inspect_err(|_| conn.wbuf.truncate(at))
 }
 
 /// The scratch buffers the engine lends for a read turn.

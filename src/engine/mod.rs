@@ -43,6 +43,7 @@ mod conns;
 mod deadline;
 mod dial;
 mod exchange;
+mod pipeline;
 mod pool;
 mod rate;
 mod redirect;
