@@ -280,9 +280,10 @@ impl Conn {
     }
 
     /// The response to the next pipelined request comes next: its decoder is reset
-    /// and the bytes already received beyond the last response are its first ones.
+    /// and the bytes already received beyond the last response are its first ones
+    /// (counted in `received` when the next `read` decodes them).
     pub fn next_response(&mut self, head_request: bool) {
-        self.received = self.pending.len() as u64;
+        self.received = 0;
         self.carry = !self.pending.is_empty();
         self.dec.reset(head_request);
         self.phase = Phase::Reading;
@@ -349,6 +350,7 @@ impl Conn {
         if self.carry {
             self.carry = false;
             let mut pending = std::mem::take(&mut self.pending);
+            self.received += pending.len() as u64;
             match decode_all(&mut self.dec, &pending, true, &mut on_event) {
                 Ok((consumed, done)) => {
                     pending.drain(..consumed);

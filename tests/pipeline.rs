@@ -72,12 +72,14 @@ fn piped(n: usize, concurrency: usize, per_host: usize) -> Config {
     }
 }
 
-/// Every request answered 200 with its own path as the body, in one attempt.
+/// Every request answered 200 with its own path as the body, in one attempt, with
+/// its time to first byte.
 fn assert_all_ok(r: &Collect, urls: &[String], head: bool) {
     for (o, u) in r.outcomes.iter().zip(urls) {
         assert_eq!((o.status, o.error.as_ref()), (Some(200), None), "{o:?}");
         assert_eq!(&o.url, u);
         assert_eq!(o.attempts, 1, "{o:?}");
+        assert!(o.timings.ttfb.is_some(), "{o:?}");
         let body = r.bodies.get(&o.tag).cloned().unwrap_or_default();
         let path = &u[u.find("/p").unwrap()..];
         let want = if head { "" } else { path };
