@@ -82,7 +82,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             ..Exchange::default()
         };
         task.a.conn = Some(c);
-        task.deadlines.suspend(&mut self.wheel, TimerRef::Task(t));
+        task.deadlines
+            .hold_phase(&mut self.wheel, TimerRef::Task(t));
         let slot = &mut self.conns[c];
         slot.behind.push_back(t);
         let head = slot.task.expect("a connection with room has a task");
