@@ -125,6 +125,16 @@ impl Pool {
         Acquire::Dial
     }
 
+    /// The next task still waiting for `k` (another engine freed a slot of it).
+    pub fn next_waiter(
+        &mut self,
+        k: Key<'_>,
+        still_waiting: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let e = self.find(k)?;
+        pop_waiter(e, &still_waiting)
+    }
+
     /// A connection of `k` (or a reserved dial) is gone. Answers the next waiter that
     /// `still_waiting` confirms; the caller starts it again (it then acquires the
     /// freed slot, or an idle connection).
@@ -193,16 +203,6 @@ impl Pool {
     /// it back if it still has room after its new request).
     pub fn take_room(&mut self, k: Key<'_>) -> Option<usize> {
         self.find(k)?.room.pop()
-    }
-
-    /// The next task still waiting for a connection of `k`, taken off the waiters
-    /// (room opened on a pipelined connection).
-    pub fn next_waiter(
-        &mut self,
-        k: Key<'_>,
-        still_waiting: impl Fn(usize) -> bool,
-    ) -> Option<usize> {
-        pop_waiter(self.find(k)?, &still_waiting)
     }
 
     /// Responses of `k` could not be framed while pipelining: from now on its
