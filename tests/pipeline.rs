@@ -20,6 +20,11 @@ fn answer(req: &str, extra: &str, close: bool) -> Vec<u8> {
     let mut words = req.split(' ');
     let method = words.next().unwrap_or("");
     let path = words.next().unwrap_or("/");
+    if let Some(to) = path.strip_prefix("/redirect") {
+        let body = if method == "HEAD" { "" } else { "moved" };
+        return format!("HTTP/1.1 301 Moved\r\nLocation: {to}\r\nContent-Length: 5\r\n\r\n{body}")
+            .into_bytes();
+    }
     let body = if method == "HEAD" { "" } else { path };
     let conn = if close { "Connection: close\r\n" } else { "" };
     format!(
@@ -301,19 +306,38 @@ proptest! {
         per_host in 0usize..4,
         count in 1usize..60,
         head in any::<bool>(),
+        follow in any::<bool>(),
     ) {
         let (p, a) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (p2, a2) = (p.clone(), a.clone());
         let s = server(move |_, st, _| serve_plain(st, &p2, &a2));
-        let list = urls(&s.url(""), count);
+        // With `follow`, every third request is a redirect to its own path (a
+        // second hop, pipelined too).
+        let mut list = urls(&s.url(""), count);
+        if follow {
+            for (i, u) in list.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+                *u = s.url(&format!("/redirect/p{}", i + 1));
+            }
+        }
         let spec = RequestSpec {
             method: if head { "HEAD" } else { "GET" }.into(),
             ..RequestSpec::default()
         };
-        let one = run_with(piped(1, concurrency, per_host), spec.clone(), &list);
-        let many = run_with(piped(n, concurrency, per_host), spec, &list);
+        let cfg = |n| Config {
+            follow,
+            ..piped(n, concurrency, per_host)
+        };
+        let one = run_with(cfg(1), spec.clone(), &list);
+        let many = run_with(cfg(n), spec, &list);
         prop_assert_eq!(results(&one), results(&many));
-        prop_assert_eq!(a.load(Ordering::SeqCst), 2 * count);
-        assert_all_ok(&many, &list, head);
+        let hops = if follow { count.div_ceil(3) } else { 0 };
+        prop_assert_eq!(a.load(Ordering::SeqCst), 2 * (count + hops));
+        if !follow {
+            assert_all_ok(&many, &list, head);
+        }
+        for o in &many.outcomes {
+            prop_assert_eq!(o.redirects.len(), usize::from(follow && o.url.contains("/redirect/")));
+            prop_assert!(o.final_url.ends_with(&format!("/p{}", o.tag)), "{:?}", o);
+        }
     }
 }
