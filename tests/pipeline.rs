@@ -92,10 +92,10 @@ fn assert_all_ok(r: &Collect, urls: &[String], head: bool) {
     }
 }
 
-#[test]
-fn requests_are_pipelined_and_matched_in_order() {
-    // After the first response, the server reads four requests before it answers
-    // any of them: only a client that pipelines gets past the first batch.
+/// After the first response on a connection, reads `k` requests before it answers
+/// any of them: only a client that pipelines gets past the first batch. Records
+/// each batch's size.
+fn batch_server(k: usize) -> (common::Server, Arc<Mutex<Vec<usize>>>) {
     let batches = Arc::new(Mutex::new(Vec::new()));
     let b2 = batches.clone();
     let s = server(move |_, mut st, _| {
@@ -106,7 +106,7 @@ fn requests_are_pipelined_and_matched_in_order() {
         let _ = st.write_all(&answer(&first, "", false));
         loop {
             let mut batch = Vec::new();
-            while batch.len() < 4 {
+            while batch.len() < k {
                 match read_request(&mut st) {
                     Some(r) => batch.push(r),
                     None => break,
@@ -122,11 +122,41 @@ fn requests_are_pipelined_and_matched_in_order() {
             }
         }
     });
+    (s, batches)
+}
+
+#[test]
+fn requests_are_pipelined_and_matched_in_order() {
+    let (s, batches) = batch_server(4);
     let list = urls(&s.url(""), 13);
     let r = run(piped(4, 4, 1), &list);
     assert_all_ok(&r, &list, false);
     assert_eq!(s.conns.load(Ordering::SeqCst), 1, "one connection");
     assert_eq!(*batches.lock().unwrap(), vec![4, 4, 4]);
+}
+
+#[test]
+fn the_binary_pipelines_with_the_option_and_rejects_zero() {
+    let (s, batches) = batch_server(3);
+    let list = urls(&s.url(""), 7).join("\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+        .args(["-q", "-c", "3", "--per-host", "1", "--pipeline", "3"])
+        .args(list.split('\n'))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(lines.matches("\"status\":200").count(), 7, "{lines}");
+    assert_eq!(*batches.lock().unwrap(), vec![3, 3]);
+    let zero = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+        .args(["--pipeline", "0", "http://127.0.0.1:1/"])
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2), "usage error");
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
 //!   content coding's end;
-//! - a pipelined request (`start` with `queued`) is appended behind what the connection still has
-//!   to write and never touches the decoder of the response being read.
+//! - a pipelined request (`start` with `queued`) is appended behind what the
+//!   connection still has to write and never touches the decoder of the response
+//!   being read.
 
 use super::api::{Handler, ResponseHead, Timings};
 use crate::codec::request::{encode, RequestHead};
