@@ -15,7 +15,8 @@ use std::time::Duration;
 use volley::engine::{Config, RequestSpec};
 
 /// A response whose body is the request's path (empty for HEAD, which still gets the
-/// Content-Length).
+/// framing headers): chunked for even-numbered paths, with a Content-Length for the
+/// others; `extra` bytes follow it.
 fn answer(req: &str, extra: &str, close: bool) -> Vec<u8> {
     let mut words = req.split(' ');
     let method = words.next().unwrap_or("");
@@ -27,6 +28,17 @@ fn answer(req: &str, extra: &str, close: bool) -> Vec<u8> {
     }
     let body = if method == "HEAD" { "" } else { path };
     let conn = if close { "Connection: close\r\n" } else { "" };
+    let digits = path.trim_start_matches(|c: char| !c.is_ascii_digit());
+    if digits.parse::<u64>().is_ok_and(|n| n % 2 == 0) {
+        let chunks = match body {
+            "" => String::new(),
+            b => format!("{:x}\r\n{b}\r\n0\r\n\r\n", b.len()),
+        };
+        return format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{conn}\r\n{chunks}{extra}"
+        )
+        .into_bytes();
+    }
     format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn}\r\n{body}{extra}",
         path.len()
