@@ -19,7 +19,8 @@
 //!   attempt up to [`MAX_FREE_RESENDS`] times each; a connection that lost a task
 //!   from `behind` (`doomed`) takes no more and closes after its current response;
 //! - a response that cannot be framed while pipelining (a protocol error, a body
-//!   until close, an answer that never comes) stops pipelining to its host.
+//!   until close, an answer that never comes) stops pipelining to its host, and so
+//!   does a request left unanswered more than [`MAX_FREE_RESENDS`] times.
 
 use super::conns::Slot;
 use super::exchange::Exchange;
@@ -161,17 +162,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// Sends task `t` (holding no connection) again, free of an attempt; with
-    /// `--pipeline`, only [`MAX_FREE_RESENDS`] times, then it fails with `e` (which
-    /// counts an attempt and may be retried).
+    /// Sends task `t` (holding no connection) again, free of an attempt. A request
+    /// that was pipelined is sent free only [`MAX_FREE_RESENDS`] times: then its host
+    /// stops pipelining (it keeps closing connections with requests unanswered) and
+    /// the request fails with `e`, which counts an attempt and may be retried.
     pub(super) fn resend(&mut self, t: usize, e: Error) {
-        if self.cfg.pipeline > 1 {
-            let a = &mut self.tasks[t].a;
-            if a.resends >= MAX_FREE_RESENDS {
+        let task = &mut self.tasks[t];
+        if task.a.exchange.pipelined {
+            if task.a.resends >= MAX_FREE_RESENDS {
+                self.pool.stop_pipelining(key_of(task.a.url(&task.first)));
                 self.fail(t, e, false);
                 return;
             }
-            a.resends += 1;
+            task.a.resends += 1;
         }
         self.start_hop(t);
     }
