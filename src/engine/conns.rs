@@ -50,8 +50,8 @@ pub(super) struct Slot {
     pub(super) safe: bool,
     /// Lost a task from `behind`: closes after the current response.
     pub(super) doomed: bool,
-    /// An event said the peer closed its side: never pooled again (that edge will
-    /// not come back for an idle connection).
+    /// An event said the peer closed its side: with `--pipeline`, never pooled again
+    /// (that edge will not come back for an idle connection).
     pub(super) peer_closed: bool,
 }
 
@@ -278,7 +278,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.pipelined_done(t, c, keep);
             return;
         }
-        let close = !keep || slot.peer_closed;
+        // At `--pipeline 1` as before: such a connection is pooled (and a request
+        // that finds it dead is re-sent as stale).
+        let close = !keep || (slot.peer_closed && self.cfg.pipeline > 1);
         self.release_conn(c, close);
         self.hop_done(t);
     }
