@@ -44,6 +44,9 @@ use std::time::Instant;
 
 /// What the dialer wants done next.
 #[derive(Debug)]
+// `Open` is returned once per connection and moved straight into the slab: boxing it
+// would cost an allocation per connection for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     /// Wait for readiness (or the resolver).
     Pending,

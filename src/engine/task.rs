@@ -170,6 +170,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Gets a connection for the current URL: pooled, or a new one when the
     /// per-host limit allows, else waits for one.
     pub(super) fn start_hop(&mut self, t: usize) {
+        if self.cfg.pipeline > 1 && self.pipe_onto_room(t) {
+            return;
+        }
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
         let (limit, shared, me) = (self.cfg.per_host, &self.cfg.shared, self.member.id);
