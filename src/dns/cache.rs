@@ -205,7 +205,9 @@ mod tests {
         for i in 0..50_000 {
             c.insert(&format!("m{i}"), addr(1), t0);
         }
-        assert_eq!(c.map.capacity(), table);
+        // (`capacity()` dips as deleted markers accumulate, and comes back when the
+        // table is cleaned in place; it would jump past `table` if it grew.)
+        assert!(c.map.capacity() <= table, "{} > {table}", c.map.capacity());
         assert_eq!(c.len(), 1000);
     }
 
