@@ -277,7 +277,7 @@ pub struct Config {
     pub hosts_file: Option<std::path::PathBuf>,
     /// New DNS queries per second at most (`--dns-rate`; 0 = no cap).
     pub dns_rate: f64,
-    /// DNS queries in flight at most (0 = the stub's default, 512).
+    /// DNS queries in flight at most (0 = twice the concurrency, at least 512).
     pub dns_in_flight: usize,
     /// Names the DNS cache holds (0 = the default, 65,536).
     pub dns_cache: usize,

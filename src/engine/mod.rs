@@ -174,7 +174,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 resolv_conf: cfg.resolv_conf.clone(),
                 servers: cfg.dns_servers.clone(),
                 rate: cfg.dns_rate,
-                max_in_flight: cfg.dns_in_flight,
+                // Enough for every slot's A and AAAA at once: the cap never holds back
+                // a request with a name to resolve (a weak resolver: --dns-rate).
+                max_in_flight: match cfg.dns_in_flight {
+                    0 => concurrency.saturating_mul(2).clamp(512, 1 << 16),
+                    n => n,
+                },
                 cache_size: cfg.dns_cache,
                 system_fallback: cfg.system_resolver,
                 // Only requests in flight wait for names: never more than this.
