@@ -2,9 +2,8 @@
 //! source port drawn from the OS CSPRNG and replaced by a fresh one (new random port)
 //! once it has carried [`Pool::reuse`] queries and has none left in flight.
 //!
-//! Replies are read [`BATCH`] datagrams per system call (`recvmmsg`): under a
-//! sandboxed kernel a system call costs microseconds, and at thousands of names a
-//! second the reads were most of the stub's cost.
+//! Replies are read [`BATCH`] datagrams per system call (`recvmmsg`) rather than
+//! one `recvfrom` per answer plus one that finds the socket empty.
 //!
 //! Invariants: a slot's token never changes (a replacement socket is registered with
 //! the same token); a slot is replaced only when no query is waiting on it; a failed
