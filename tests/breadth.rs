@@ -330,3 +330,37 @@ fn a_full_park_holds_back_new_requests() {
         .iter()
         .all(|o| o.attempts == 2 && kind(o) == Some(ErrorKind::Closed)));
 }
+
+#[test]
+fn the_binary_reads_its_resolv_conf_and_hosts_file_options() {
+    let (dns, asked) = fake_dns();
+    let s = http(|_| ok_response("hi"));
+    let port = s.addr.port();
+    let rc = temp_file("bin-resolv", "search corp.test\noptions ndots:1\n");
+    let hosts = temp_file("bin-hosts", "127.0.0.1 listed.test\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+        .args(["-q", "--resolv-conf"])
+        .arg(&rc)
+        .arg("--hosts-file")
+        .arg(&hosts)
+        .args(["--dns-server", &dns.to_string(), "--dns-rate", "1000"])
+        .arg(format!("http://listed.test:{port}/"))
+        .arg(format!("http://www:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("\"status\":200").count(), 2, "{text}");
+    // listed.test came from the hosts file; www through the search list.
+    assert_eq!(*asked.lock().unwrap(), ["www.corp.test", "www.corp.test"]);
+    for bad in ["-1", "nan", "1e10"] {
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+            .args(["-q", "--dns-rate", bad, "http://127.0.0.1:1/"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(2), "--dns-rate {bad}");
+    }
+    let _ = std::fs::remove_file(rc);
+    let _ = std::fs::remove_file(hosts);
+}
