@@ -361,6 +361,17 @@ fn the_binary_reads_its_resolv_conf_and_hosts_file_options() {
             .unwrap();
         assert_eq!(st.code(), Some(2), "--dns-rate {bad}");
     }
+    let missing = std::env::temp_dir().join("volley-breadth-no-such-file");
+    for opt in ["--resolv-conf", "--hosts-file"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+            .args(["-q", opt])
+            .arg(&missing)
+            .arg("http://127.0.0.1:1/")
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{opt}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(opt), "{opt}");
+    }
     let _ = std::fs::remove_file(rc);
     let _ = std::fs::remove_file(hosts);
 }

@@ -410,6 +410,16 @@ impl Opts {
             insecure: self.insecure,
             pins: self.pins.clone(),
         })?;
+        // The system's files may be missing (then: no hosts, no nameserver, and the
+        // system resolver answers); a file named on the command line must be there.
+        for (opt, path, default) in [
+            ("--resolv-conf", &self.resolv_conf, "/etc/resolv.conf"),
+            ("--hosts-file", &self.hosts_file, "/etc/hosts"),
+        ] {
+            if path.as_os_str() != default {
+                std::fs::File::open(path).map_err(|e| format!("{opt} {}: {e}", path.display()))?;
+            }
+        }
         Ok(Config {
             concurrency: self.concurrency as usize,
             per_host: self.per_host as usize,
