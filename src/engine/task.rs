@@ -267,19 +267,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Carries out what the dialer asked, until it waits, is ready, or fails.
     pub(super) fn dial_step(&mut self, t: usize, mut step: Step) {
         loop {
+            self.sync_race(t);
             step = match step {
                 Step::Pending => return,
                 Step::Lookup => {
                     self.lookup(t);
                     return;
                 }
-                Step::Open(conn) => self.open_conn(t, conn),
-                Step::Retry => {
-                    if let Some(c) = self.tasks[t].a.conn.take() {
-                        self.drop_conn_socket(c);
-                    }
-                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
-                }
+                Step::Open(conn) => self.open_conn(t, *conn),
                 Step::NoFds => {
                     // Out of file descriptors: free an idle one, or wait a little.
                     let Some(c) = self.pool.take_any_idle() else {
@@ -348,9 +343,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             let base = self.cfg.retry_backoff.as_millis() as u64;
             let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
             self.active -= 1;
-            self.in_backoff += 1;
-            let at = self.deadline_ms(Duration::from_millis(delay));
-            self.wheel.insert(at, TimerRef::Wake(t));
+            self.park.park(t, self.now + Duration::from_millis(delay));
             return;
         }
         self.finish(t, Some(e));
@@ -359,6 +352,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Gives back what the task holds: its connection, or its pool slot while it
     /// dials, or its place among a host's waiters.
     pub(super) fn give_back(&mut self, t: usize) {
+        self.forget_lookup(t);
+        self.abandon_race(t);
         let conn = self.tasks[t].a.conn.take();
         match conn.filter(|&c| self.conns.get(c).is_some_and(|s| s.task == Some(t))) {
             Some(c) if self.conns[c].conn.phase == Phase::Connecting => {
@@ -380,18 +375,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// `Config::stop`: every task in flight gives back what it holds and gets its
     /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too).
     pub(super) fn cancel_all(&mut self) {
-        // Tasks queued after backoff hold no slot: count them in, as `finish` gives
-        // one back.
-        for _ in self.ready.drain(..) {
-            self.active += 1;
-        }
+        // Parked tasks hold no slot: counted in below, as `finish` gives one back.
+        self.park.clear();
         let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
         for t in keys {
             if !self.tasks.contains(t) {
                 continue;
             }
             if self.tasks[t].state == TaskState::Backoff {
-                self.in_backoff -= 1;
                 self.active += 1;
             }
             self.give_back(t);
