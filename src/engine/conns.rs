@@ -1,8 +1,9 @@
 //! The engine's connections: the slab slot each lives in, and moving a request over
-//! them — opening what a dialer started, sending, reading, and handing a finished
-//! connection to the pool or closing it.
+//! them — opening what a dialer started, sending, reading (also after a failed write,
+//! and before a read deadline is declared), and handing a finished connection to the
+//! pool or closing it.
 //!
-//! Part of the driver with `mod.rs` and `task.rs`; the bytes themselves are
+//! Part of the driver with `mod.rs`, `task.rs` and `pipeline.rs`; the bytes are
 //! `exchange`'s, the counting the `pool`'s.
 //!
 //! Invariants:
@@ -10,20 +11,26 @@
 //!   counted open in the pool from its dial until `close_conn` (a socket dropped by
 //!   `drop_conn_socket` alone is a failed connect whose pool slot stays with its task);
 //! - a pooled connection has no task and one idle timer; a busy one has a task and
-//!   no idle timer.
+//!   no idle timer;
+//! - at most `max_idle` connections are idle over all hosts (`idle::IdleOrder`
+//!   knows exactly the pooled ones; the one idle longest is closed first);
+//! - with `--pipeline`, `task` is the request whose response is read now and
+//!   `behind` those written after it (see `pipeline.rs`).
 
-use super::dial::Step;
+use super::dial::{Dialer, Step};
 use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
+use super::pipeline::pipelinable;
 use super::pool::Key;
 use super::redirect::{self, Decision};
 use super::task::{still_waiting, TaskState};
-use super::{deadline, Engine, Handler, Source, TimerRef};
+use super::{deadline, Engine, Handler, Handoff, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
-use crate::conn::Conn;
+use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::timer::TimerKey;
 use mio::{Interest, Token};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 #[derive(Debug)]
@@ -38,6 +45,17 @@ pub(super) struct Slot {
     pub(super) idle_timer: Option<TimerKey>,
     /// A readable event arrived while the request was still being written.
     pub(super) readable: bool,
+    /// Pipelined tasks whose responses come after `task`'s, in order.
+    pub(super) behind: VecDeque<usize>,
+    /// On its host's room list.
+    pub(super) in_room: bool,
+    /// `task`'s request may have others pipelined behind it.
+    pub(super) safe: bool,
+    /// Lost a task from `behind`: closes after the current response.
+    pub(super) doomed: bool,
+    /// An event said the peer closed its side: with `--pipeline`, never pooled again
+    /// (that edge will not come back for an idle connection).
+    pub(super) peer_closed: bool,
 }
 
 impl Slot {
@@ -64,6 +82,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
             task: Some(t),
             idle_timer: None,
             readable: false,
+            behind: VecDeque::new(),
+            in_room: false,
+            safe: false,
+            doomed: false,
+            peer_closed: false,
         };
         let registered = self.poll.registry().register(
             &mut slot.conn.sock,
@@ -78,13 +101,68 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.stats.connections += 1;
         self.tasks[t].a.conn = Some(c);
         self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
-            Some(conn) => d.opened(conn, rbuf, ctx, timings),
-            None => Step::Retry,
+            Some(conn) => d.opened(c, conn, rbuf, ctx, timings),
+            None => Step::Pending,
         })
+    }
+
+    /// After each call to task `t`'s dialer: closes the connections it let go
+    /// (failed, or lost the race), makes its current one the attempt's, and arms the
+    /// timer for the next address.
+    pub(super) fn sync_race(&mut self, t: usize) {
+        while let Some(c) = self
+            .tasks
+            .get_mut(t)
+            .and_then(|x| x.a.dial.as_mut())
+            .and_then(Dialer::pop_dropped)
+        {
+            self.drop_conn_socket(c);
+        }
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let Some(d) = task.a.dial.as_mut() else {
+            return;
+        };
+        task.a.conn = d.current();
+        if let Some(at) = d.arm() {
+            let ms = self.wheel.ms(at);
+            self.wheel.insert(ms, TimerRef::Race(t));
+        }
+    }
+
+    /// Task `t`'s dial is given up: closes every racer but the attempt's own
+    /// connection (which `fail` gives back with its pool slot).
+    pub(super) fn abandon_race(&mut self, t: usize) {
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let keep = task.a.conn;
+        let Some(d) = task.a.dial.as_mut() else {
+            return;
+        };
+        d.abandon();
+        while let Some(c) = self
+            .tasks
+            .get_mut(t)
+            .and_then(|x| x.a.dial.as_mut())
+            .and_then(Dialer::pop_dropped)
+        {
+            if Some(c) != keep {
+                self.drop_conn_socket(c);
+            }
+        }
     }
 
     /// Encodes the request for the task's current URL on connection `c` and writes it.
     pub(super) fn send(&mut self, t: usize, c: usize) {
+        self.send_as(t, c, false);
+    }
+
+    /// [`Self::send`]; `queued`: behind the requests outstanding on `c` (pipelined).
+    pub(super) fn send_as(&mut self, t: usize, c: usize, queued: bool) {
+        // A pooled connection taken for this request is idle no more.
+        self.idle.remove(c);
         let task = &mut self.tasks[t];
         let spec = &task.spec;
         let (method, body): (&str, &[u8]) = if task.a.as_get {
@@ -94,6 +172,23 @@ impl<S: Source, H: Handler> Engine<S, H> {
         };
         let cur = task.a.url(&task.first);
         let via_proxy = self.cfg.proxy.as_ref().filter(|_| !cur.tls);
+        // A redirect hop carries only what curl's rules allow of the user's headers
+        // (allocating only when something is dropped).
+        let carry = match &task.a.hop {
+            Some(next) => {
+                redirect::carries(&task.first, next, task.a.as_get, self.cfg.location_trusted)
+            }
+            None => redirect::Carry::ALL,
+        };
+        let kept: Option<Vec<(String, String)>> = (carry != redirect::Carry::ALL
+            && spec.headers.iter().any(|(n, _)| !carry.keeps(n)))
+        .then(|| {
+            spec.headers
+                .iter()
+                .filter(|(n, _)| carry.keeps(n))
+                .cloned()
+                .collect()
+        });
         let started = exchange::start(
             &mut self.conns[c].conn,
             &RequestHead {
@@ -105,19 +200,44 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 host: cur.host_for_header(),
                 port: cur.explicit_port(),
                 defaults: &DEFAULT_HEADERS,
-                headers: &spec.headers,
+                headers: kept.as_deref().unwrap_or(&spec.headers),
                 body,
                 close: !self.cfg.keepalive,
                 proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),
             },
+            queued,
         );
         if let Err(e) = started {
             self.fail(t, e, true);
             return;
         }
+        if queued {
+            self.queued(t, c);
+            return;
+        }
         task.state = TaskState::Exchanging;
         task.a.exchange = Exchange::default();
+        if self.cfg.peer_info {
+            task.a.peer = match self.conns[c].conn.peer {
+                crate::socket::Peer::Tcp(a) => Some(a),
+                crate::socket::Peer::Unix(_) => None,
+            };
+        }
+        if self.cfg.tls_info {
+            task.a.tls = self.conns[c].conn.tls_info();
+        }
         self.set_phase(t, deadline::Phase::Read);
+        if self.cfg.pipeline > 1 {
+            let safe = pipelinable(&self.tasks[t]);
+            let slot = &mut self.conns[c];
+            slot.safe = safe;
+            slot.conn.pipelined = true;
+            self.write(t, c);
+            if self.conns.get(c).is_some_and(|s| s.task == Some(t)) {
+                self.offer_room(c);
+            }
+            return;
+        }
         self.write(t, c);
     }
 
@@ -125,7 +245,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// already signalled.
     pub(super) fn write(&mut self, t: usize, c: usize) {
         let slot = &mut self.conns[c];
-        let reused = slot.conn.served > 0;
         match exchange::write(&mut slot.conn, &mut self.tasks[t].a.exchange, self.now) {
             Ok(w) => {
                 if w.moved {
@@ -135,13 +254,26 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     self.read(t, c, true);
                 }
             }
-            Err(e) => self.exchange_failed(t, c, e, reused),
+            Err(e) => {
+                // The peer may have answered before closing (a 413 while the body
+                // was still being sent): read what it sent first, as curl does.
+                let conn = &mut self.conns[c].conn;
+                conn.phase = Phase::Reading;
+                self.read_turn(t, c, true, Some(e));
+            }
         }
     }
 
     /// Reads the response on `c`, deciding redirects at its head, and acts on how
     /// the read turn ended.
+    #[inline]
     pub(super) fn read(&mut self, t: usize, c: usize, drain: bool) {
+        self.read_turn(t, c, drain, None);
+    }
+
+    /// A read turn; after a failed write (`write_error`), a response that is not
+    /// complete in what the peer sent is the write's failure.
+    fn read_turn(&mut self, t: usize, c: usize, drain: bool, write_error: Option<Error>) {
         let slot = &mut self.conns[c];
         let reused = slot.conn.served > 0;
         let task = &mut self.tasks[t];
@@ -193,6 +325,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
             },
         );
+        let read = match (read, write_error) {
+            (Read::Pending { .. }, Some(e)) => Read::Broken(e),
+            (Read::Broken(_), Some(e)) if !self.conns[c].conn.got_response_bytes() => {
+                Read::Broken(e)
+            }
+            // The request never went out whole: the connection is not reused.
+            (Read::Done { .. }, Some(_)) => Read::Done { reusable: false },
+            (read, _) => read,
+        };
         match read {
             Read::Pending { progressed } => {
                 if progressed {
@@ -210,13 +351,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// The exchange on `c` failed. A reused connection that died before any response
     /// byte was stale: retry on a fresh one without counting an attempt.
+    /// A pipelined request answered with bytes that cannot be framed stops
+    /// pipelining to the host and is sent again.
     pub(super) fn exchange_failed(&mut self, t: usize, c: usize, e: Error, reused: bool) {
-        let stale =
-            reused && !self.conns[c].conn.got_response_bytes() && e.kind == ErrorKind::Closed;
+        let slot = &self.conns[c];
+        let stale = reused && !slot.conn.got_response_bytes() && e.kind == ErrorKind::Closed;
+        let unframed = e.kind == ErrorKind::Protocol && self.tasks[t].a.exchange.pipelined;
+        if unframed {
+            self.pool.stop_pipelining(slot.key());
+        }
         self.release_conn(c, true);
-        if stale {
+        if stale || unframed {
             self.tasks[t].a.conn = None;
-            self.start_hop(t);
+            self.resend(t, e);
             return;
         }
         let after_response = self.tasks[t].a.resp.status.is_some();
@@ -224,9 +371,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     pub(super) fn response_done(&mut self, t: usize, c: usize, reusable: bool) {
-        self.conns[c].conn.served += 1;
+        let slot = &mut self.conns[c];
+        slot.conn.served += 1;
         let keep = reusable && self.cfg.keepalive;
-        self.release_conn(c, !keep);
+        if !slot.behind.is_empty() || slot.doomed {
+            self.pipelined_done(t, c, keep);
+            return;
+        }
+        // At `--pipeline 1` as before: such a connection is pooled (and a request
+        // that finds it dead is re-sent as stale).
+        let close = !keep || (slot.peer_closed && self.cfg.pipeline > 1);
+        self.release_conn(c, close);
+        self.hop_done(t);
+    }
+
+    /// Task `t`'s hop is over: the next hop of a followed redirect, or its outcome.
+    pub(super) fn hop_done(&mut self, t: usize) {
         let a = &mut self.tasks[t].a;
         a.conn = None;
         if let Some(next) = a.exchange.follow.take() {
@@ -238,11 +398,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     /// Detaches `c` from its task and pools it, or closes it.
+    /// Tasks pipelined behind are sent again elsewhere (the connection closes).
     pub(super) fn release_conn(&mut self, c: usize, close: bool) {
         let Some(slot) = self.conns.get_mut(c) else {
             return;
         };
         slot.task = None;
+        if slot.in_room {
+            slot.in_room = false;
+            self.pool.remove_room(slot.key(), c);
+        }
+        if !slot.behind.is_empty() {
+            let behind = std::mem::take(&mut slot.behind);
+            self.close_conn(c);
+            self.resend_behind(behind, c);
+            return;
+        }
         if close || !slot.conn.make_idle() {
             self.close_conn(c);
             return;
@@ -253,11 +424,32 @@ impl<S: Source, H: Handler> Engine<S, H> {
             .pool
             .put_idle(slot.key(), c, |w| still_waiting(tasks, w))
         {
-            self.reuse_for(w, c);
+            self.hand_off(Handoff::Reuse(w, c));
+            return;
+        }
+        // Another engine waits for this host's slot: free it rather than keep it.
+        if self.cfg.per_host > 0 && self.cfg.shared.wanted_elsewhere(slot.key(), self.member.id) {
+            self.remove_idle(c);
+            self.close_conn(c);
             return;
         }
         let at = self.deadline_ms(self.cfg.idle_timeout);
         self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
+        self.idle.add(c);
+        self.cap_idle();
+    }
+
+    /// Closes the connections idle longest while more than `max_idle` are idle
+    /// (over all hosts): with millions of distinct hosts, each leaves one.
+    fn cap_idle(&mut self) {
+        while self.idle.len() > self.cfg.max_idle {
+            let Some(c) = self.idle.oldest() else {
+                break;
+            };
+            self.idle.remove(c);
+            self.remove_idle(c);
+            self.close_conn(c);
+        }
     }
 
     /// Takes `c` out of the pool's idle list (it is about to close).
@@ -272,20 +464,48 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(slot) = self.drop_conn_socket(c) else {
             return;
         };
+        if self.cfg.per_host > 0 {
+            self.cfg.shared.closed(slot.key(), self.member.id);
+        }
         let tasks = &self.tasks;
         if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
+            self.hand_off(Handoff::Start(w));
         }
     }
 
     /// Deregisters and drops the socket without touching the pool's counts (a
     /// connect attempt that failed: the pool slot stays with the task).
     pub(super) fn drop_conn_socket(&mut self, c: usize) -> Option<Slot> {
+        self.idle.remove(c);
         let mut slot = self.conns.try_remove(c)?;
         if let Some(k) = slot.idle_timer.take() {
             self.wheel.cancel(k);
         }
         let _ = self.poll.registry().deregister(&mut slot.conn.sock);
         Some(slot)
+    }
+
+    /// Before a read (or total) deadline is declared: bytes may be waiting that the
+    /// loop has not handled yet (a turn with more ready connections than one poll
+    /// returns, or a handler that stalled the loop). Reads (or writes) what is
+    /// there; true when the task moved on — finished or failed, or (a read
+    /// deadline only) progressed and re-armed it — so the deadline is not declared.
+    /// The total is declared unless the response completed: a peer that always has
+    /// a few bytes waiting must not outrun `--timeout`.
+    pub(super) fn look_first(&mut self, t: usize, total: bool) -> bool {
+        let task = &self.tasks[t];
+        let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
+            return false;
+        };
+        match self.conns.get(c).map(|s| s.conn.phase) {
+            Some(Phase::Reading) => self.read(t, c, true),
+            Some(Phase::Writing) => self.write(t, c),
+            _ => return false,
+        }
+        self.tasks.get(t).is_none_or(|task| {
+            !total && task.deadlines.is_armed()
+                || task.state != TaskState::Exchanging
+                || task.a.conn != Some(c)
+        })
     }
 }

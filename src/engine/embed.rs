@@ -36,18 +36,26 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.more_events {
             return Some(Duration::ZERO);
         }
-        self.next_wake()
-            .map(|t| t.saturating_duration_since(Instant::now()))
+        let now = Instant::now();
+        self.next_wake(now)
+            .map(|t| t.saturating_duration_since(now))
     }
 
-    /// The earliest of the wheel's next deadline and the resolver's.
-    pub(super) fn next_wake(&self) -> Option<Instant> {
-        match (
+    /// The earliest of the wheel's next deadline, the resolver's, and (when a slot
+    /// is free to start one) the first parked task's time.
+    pub(super) fn next_wake(&self, now: Instant) -> Option<Instant> {
+        // A parked task's time matters only when a slot is free to start it.
+        let parked = self
+            .park
+            .next_wake()
+            .filter(|_| self.active < self.cfg.concurrency);
+        [
             self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
-            self.resolver.next_deadline(),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            self.resolver.next_deadline(now),
+            parked,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

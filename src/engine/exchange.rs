@@ -9,14 +9,19 @@
 //! module knows no redirect rule.
 //!
 //! Invariants:
-//! - a followed redirect's body is read and discarded, never decoded or handed on;
+//! - a followed redirect's body is read and discarded, never decoded or handed on,
+//!   and never more than `--max-body` bytes of it (then the connection is closed);
 //! - the handler sees `on_head` once per final response, then its decoded body in
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
-//!   content coding's end.
+//!   content coding's end;
+//! - a pipelined request (`start` with `queued`) is appended behind what the
+//!   connection still has to write and never touches the decoder of the response
+//!   being read.
 
 use super::api::{Handler, ResponseHead, Timings};
 use crate::codec::request::{encode, RequestHead};
+use crate::codec::response::Framing;
 use crate::codec::ContentDecoder;
 use crate::conn::{Conn, Flow, ReadEnd, ReadEvent};
 use crate::error::Error;
@@ -45,6 +50,12 @@ pub(crate) struct Exchange {
     pub sent_at: Option<Instant>,
     /// The response is a redirect being followed, to this URL: its body is discarded.
     pub follow: Option<Target>,
+    /// Bytes of a followed redirect's body discarded so far.
+    pub discarded: u64,
+    /// The request was pipelined behind another on its connection.
+    pub pipelined: bool,
+    /// The response's body runs until the connection closes (it cannot be framed).
+    pub until_close: bool,
 }
 
 /// What the engine decided about a response head.
@@ -78,9 +89,16 @@ pub(crate) enum Read {
     Broken(Error),
 }
 
-/// Encodes `head` into the connection's buffer and readies it for writing.
+/// Encodes `head` into the connection's buffer and readies it for writing;
+/// `queued`: behind the requests the connection already carries (pipelining), with
+/// the response being read left alone.
 #[inline]
-pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
+pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>, queued: bool) -> Result<(), Error> {
+    if queued {
+        conn.queue_request();
+        let at = conn.wbuf.len();
+        return encode(&mut conn.wbuf, head).inspect_err(|_| conn.wbuf.truncate(at));
+    }
     conn.wbuf.clear();
     encode(&mut conn.wbuf, head)?;
     conn.start_request(head.method.eq_ignore_ascii_case("HEAD"));
@@ -131,7 +149,7 @@ pub(crate) fn read<H: Handler>(
     let mut after: Option<Read> = None;
     let end = conn.read(bufs.read, drain, |ev| match ev {
         ReadEvent::Head(h, fields, buf) => {
-            timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
+            ex.until_close = h.framing == Framing::UntilClose;
             let location = h.location.clone().map(|r| &buf[r]);
             match decide(h.status, location) {
                 Verdict::Fail(e) => {
@@ -163,7 +181,14 @@ pub(crate) fn read<H: Handler>(
         }
         ReadEvent::Body(mut data) => {
             if ex.follow.is_some() {
-                return Flow::Continue; // a followed redirect's body is discarded
+                // A followed redirect's body is discarded, up to `--max-body`: past
+                // it the redirect is still followed and this connection closed.
+                ex.discarded += data.len() as u64;
+                if ex.discarded > sink.max_body {
+                    after = Some(Read::Done { reusable: false });
+                    return Flow::Stop;
+                }
+                return Flow::Continue;
             }
             loop {
                 match content.decode(data, cbuf) {
@@ -215,6 +240,10 @@ pub(crate) fn read<H: Handler>(
             Flow::Stop
         }
     });
+    if before == 0 && conn.received > 0 {
+        // The response's first byte arrived in this turn, read at `now`.
+        timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
+    }
     match end {
         ReadEnd::WouldBlock => Read::Pending {
             progressed: conn.received > before,

@@ -10,13 +10,16 @@
 //! | seam | owns | answers |
 //! |---|---|---|
 //! | `pool` | per-host open / idle / waiting counts | reuse this, dial, wait |
-//! | `dial` | resolve → policy → connect → tunnel → TLS | open, retry, ready, failed |
+//! | `dial` | resolve → policy → connect → tunnel → TLS | open, ready, failed |
+//! | `race` | one dial's Happy Eyeballs racers | next address due, losers |
 //! | `exchange` | request bytes out, response head and body in | pending, done, failed |
 //! | `redirect` | the redirect rules (pure) | follow, final, too many |
 //! | `retry` | the retry rules and backoff (pure) | retry or not, the delay |
 //! | `deadline` | a task's deadlines and its wheel entry | which one fired, its error |
 //! | `rate` | `--rate` pacing | start now, or when |
 //! | `attempt` | per-attempt state, the `Outcome` | |
+//! | `park` | tasks waiting outside a slot until a time | ready ones; full |
+//! | `idle` | the order connections went idle (all hosts) | the oldest |
 //!
 //! A task's life:
 //!
@@ -27,11 +30,14 @@
 //! ```
 //!
 //! Invariants:
-//! - every task pulled from the source gets exactly one `on_done` (unless `stop`);
+//! - every task pulled from the source gets exactly one `on_done` (at a `stop`, the
+//!   tasks in flight get theirs with `Cancelled`);
 //! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
-//! - `active` counts tasks holding a concurrency slot (all but those in backoff);
+//! - `active` counts tasks holding a concurrency slot (all but those in the park);
+//! - the park holds the tasks in backoff; while it is full no request is pulled
+//!   from the source; at most `max_idle` connections are idle over all hosts;
 //! - a connection in the slab is registered with the poll under its slab key, and
 //!   counted open in the pool from its dial until it closes (`conns.rs`).
 //!
@@ -44,10 +50,15 @@ mod deadline;
 mod dial;
 mod embed;
 mod exchange;
+mod idle;
+mod park;
+mod pipeline;
 mod pool;
+mod race;
 mod rate;
 mod redirect;
 mod retry;
+mod shared;
 mod task;
 
 pub use crate::socket::raise_fd_limit;
@@ -55,10 +66,11 @@ pub use api::{
     Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
     Source, Stats, Timings,
 };
+pub use shared::Shared;
 use task::{Task, TaskState};
 
 use crate::conn::Phase;
-use crate::resolve::{Addrs, Answered, DnsError, Resolver};
+use crate::resolve::{Addrs, Answered, DnsError, Resolver, Settings};
 use crate::timer::Wheel;
 use conns::Slot;
 use dial::{Dialer, Step};
@@ -72,17 +84,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
-/// The stub resolver's UDP sockets (IPv4, IPv6).
-const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
+/// The stub resolver's sockets take the tokens from this one down (a few dozen);
+/// connections' tokens are slab keys, far below.
+const DNS_FIRST_TOKEN: Token = Token(usize::MAX - 1);
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
+
+/// A waiter woken by a freed per-host slot or an idle connection, run from the
+/// engine's work list (`hand_off`) rather than from inside the call that freed it,
+/// so a chain of waiters that fail at once never deepens the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handoff {
+    /// Task `0` may take the freed slot: start its hop again.
+    Start(usize),
+    /// Task `0` takes idle connection `1` (in no pool list meanwhile).
+    Reuse(usize, usize),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerRef {
     /// A task's nearest deadline.
     Task(usize),
-    /// A task's retry backoff (or file-descriptor wait) is over.
+    /// A task's file-descriptor wait is over.
     Wake(usize),
+    /// A dial's next address may start (Happy Eyeballs' attempt delay).
+    Race(usize),
     /// An idle pooled connection has been idle long enough.
     Idle(usize),
     /// The rate limiter allows another request.
@@ -107,13 +133,19 @@ pub struct Engine<S: Source, H: Handler> {
     pool: Pool,
     resolver: Resolver,
     dns_done: Vec<Answered>,
-    /// Tasks whose backoff ended, waiting for a slot (before new source requests).
-    ready: VecDeque<usize>,
+    /// Tasks waiting outside a slot (retry backoff) until a time; they go before
+    /// new source requests, and none is pulled while the park is full.
+    park: park::Park,
+    /// Idle connections in the order they went idle, for the global idle cap.
+    idle: idle::IdleOrder,
+    /// Waiters to wake, in order (see `Handoff`); `handing` while the list runs.
+    handoffs: VecDeque<Handoff>,
+    handing: bool,
     active: usize,
     filling: bool,
-    in_backoff: usize,
     source_done: bool,
-    rate: rate::Rate,
+    /// This engine's place among those sharing `cfg.shared`.
+    member: shared::Membership,
     rate_timer: bool,
     rbuf: Box<[u8]>,
     cbuf: Box<[u8]>,
@@ -137,20 +169,48 @@ impl<S: Source, H: Handler> Engine<S, H> {
         raise_fd_limit();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut resolver = Resolver::new(&cfg.resolve, cfg.hosts_file.as_deref(), waker.clone());
-        resolver.use_servers(&cfg.dns_servers, poll.registry(), DNS_TOKENS)?;
+        let concurrency = cfg.concurrency.max(1);
+        let resolver = Resolver::new(
+            &Settings {
+                pins: cfg.resolve.clone(),
+                hosts_file: cfg.hosts_file.clone(),
+                resolv_conf: cfg.resolv_conf.clone(),
+                servers: cfg.dns_servers.clone(),
+                rate: cfg.dns_rate,
+                // Enough for every slot's A and AAAA at once: the cap never holds back
+                // a request with a name to resolve (a weak resolver: --dns-rate).
+                max_in_flight: match cfg.dns_in_flight {
+                    0 => concurrency.saturating_mul(2).clamp(512, 1 << 16),
+                    n => n,
+                },
+                cache_size: cfg.dns_cache,
+                system_fallback: cfg.system_resolver,
+                // Only requests in flight wait for names: never more than this.
+                system_queue: concurrency,
+            },
+            poll.registry(),
+            DNS_FIRST_TOKEN,
+            waker.clone(),
+        );
         let tls = match &cfg.tls {
             Some(t) => t.clone(),
             None => crate::tls::client_config(&crate::tls::TlsOptions::default())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
+        let member = cfg.shared.join(waker.clone(), cfg.rate);
         let now = Instant::now();
-        let seed = now.elapsed().subsec_nanos() as u64
-            ^ (std::process::id() as u64) << 32
-            ^ 0x9e37_79b9_7f4a_7c15;
+        let parked = match cfg.max_parked {
+            0 => concurrency.saturating_mul(10),
+            n => n,
+        };
+        let max_idle = match cfg.max_idle {
+            0 => concurrency,
+            n => n,
+        };
         Ok(Engine {
             cfg: Config {
-                concurrency: cfg.concurrency.max(1),
+                concurrency,
+                max_idle,
                 ..cfg
             },
             source,
@@ -167,17 +227,20 @@ impl<S: Source, H: Handler> Engine<S, H> {
             pool: Pool::default(),
             resolver,
             dns_done: Vec::new(),
-            ready: VecDeque::new(),
+            park: park::Park::new(parked),
+            idle: idle::IdleOrder::default(),
+            handoffs: VecDeque::new(),
+            handing: false,
             active: 0,
             filling: false,
-            in_backoff: 0,
             source_done: false,
-            rate: rate::Rate::new(cfg.rate),
+            member,
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
             tls,
-            rng: retry::Rng::new(seed),
+            // Seeded from the OS CSPRNG: independent per engine, so per worker.
+            rng: retry::Rng::from_os()?,
             stats: Stats::default(),
             now,
         })
@@ -202,6 +265,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn stats(&self) -> Stats {
         Stats {
             active: self.active,
+            parked: self.park.len(),
+            idle: self.idle.len(),
             ..self.stats
         }
     }
@@ -228,6 +293,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         while !self.is_finished() && !self.stopped() {
             self.step(None)?;
         }
+        if self.stopped() {
+            self.cancel_all();
+        }
         Ok(())
     }
 
@@ -236,8 +304,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Returns whether work remains.
     pub fn step(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
         self.now = Instant::now();
+        if self.stopped() {
+            self.cancel_all();
+            return Ok(!self.is_finished());
+        }
         self.fill();
-        let next = self.next_wake();
+        let next = self.next_wake(self.now);
         let mut wait = next.map(|t| t.saturating_duration_since(self.now));
         if let Some(m) = max_wait {
             wait = Some(wait.map_or(m, |w| w.min(m)));
@@ -253,14 +325,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.now = Instant::now();
         self.more_events = self.events.iter().count() >= self.events.capacity();
         let mut ready = std::mem::take(&mut self.ready_io);
-        let mut dns_readable = false;
         for e in self.events.iter() {
             let token = e.token();
             if token == WAKER {
                 continue;
             }
             if self.resolver.owns(token) {
-                dns_readable = true;
+                self.resolver.on_ready(token, self.now);
                 continue;
             }
             ready.push((
@@ -270,8 +341,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 e.is_read_closed() || e.is_error(),
             ));
         }
-        if dns_readable {
-            self.resolver.on_readable();
+        if self.member.has_notes() {
+            self.on_notes();
         }
         for &(c, readable, writable, hup) in &ready {
             // The clock is read per event (a vDSO call, ~20 ns): with thousands of
@@ -291,6 +362,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.dns_done.clear();
         self.expire();
         self.fill();
+        if self.stopped() {
+            self.cancel_all();
+        }
         Ok(!self.is_finished())
     }
 
@@ -315,6 +389,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
             match t {
                 TimerRef::Task(k) => self.task_deadline(k),
                 TimerRef::Wake(k) => self.task_wake(k),
+                TimerRef::Race(k) => {
+                    if self
+                        .tasks
+                        .get(k)
+                        .is_some_and(|t| t.state == TaskState::Dialing)
+                    {
+                        let step = self.with_dialer(k, None, |d, ctx, _, _, _| d.on_timer(ctx));
+                        self.dial_step(k, step);
+                    }
+                }
                 TimerRef::Idle(c) => {
                     if let Some(s) = self.conns.get_mut(c) {
                         s.idle_timer = None;
@@ -358,6 +442,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
         else {
             return;
         };
+        if self.cfg.pipeline > 1 && self.pipeline_deadline(t, fired) {
+            return;
+        }
+        let total = fired == deadline::Fired::Total;
+        if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t, total) {
+            return;
+        }
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
         let timeouts = deadline::Timeouts {
             connect: self.cfg.connect_timeout,
             read: self.cfg.read_timeout,
@@ -375,11 +469,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
-        if task.state == TaskState::Backoff {
-            task.state = TaskState::Queued;
-            self.in_backoff -= 1;
-            self.ready.push_back(t);
-        } else if task.state == TaskState::Queued {
+        if task.state == TaskState::Queued {
             // A file-descriptor wait: the task kept its slot.
             self.start_attempt(t);
         }
@@ -403,20 +493,29 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
-            if let Some(t) = self.ready.pop_front() {
-                self.active += 1;
-                self.start_attempt(t);
+            if let Some(t) = self.park.pop_ready(self.now) {
+                if let Some(task) = self.tasks.get_mut(t) {
+                    if task.state == TaskState::Backoff {
+                        task.state = TaskState::Queued;
+                        self.active += 1;
+                        self.start_attempt(t);
+                    }
+                }
                 continue;
             }
-            if self.source_done || !self.rate_allows() {
+            // A full park holds back new requests: memory stays bounded by -c.
+            if self.source_done || self.park.is_full() {
                 break;
             }
+            let Some(undo) = self.rate_take() else {
+                break;
+            };
             match self.source.next_request() {
-                Some(req) => {
-                    self.rate.take(self.now);
-                    self.admit(req)
-                }
+                Some(req) => self.admit(req),
                 None => {
+                    if let Some(u) = undo {
+                        self.cfg.shared.rate_undo(u);
+                    }
                     if self.source.is_exhausted() {
                         self.source_done = true;
                     }
@@ -426,18 +525,38 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// True when `--rate` lets a request start now; else arms a wake-up.
-    fn rate_allows(&mut self) -> bool {
-        match self.rate.wait(self.now) {
-            None => true,
-            Some(at) => {
+    /// `Some` when `--rate` lets a request start now (with the means to give the
+    /// start back if the source has none); else arms a wake-up. No lock without a
+    /// rate.
+    fn rate_take(&mut self) -> Option<Option<rate::Undo>> {
+        if self.cfg.rate <= 0.0 {
+            return Some(None);
+        }
+        match self.cfg.shared.rate_take(self.now) {
+            Ok(u) => Some(Some(u)),
+            Err(at) => {
                 if !self.rate_timer {
                     let ms = self.wheel.ms(at);
                     self.wheel.insert(ms, TimerRef::Rate);
                     self.rate_timer = true;
                 }
-                false
+                None
             }
+        }
+    }
+
+    /// Task `t` stops waiting for the resolver, if it was (it failed or gave up): a
+    /// name nobody waits for any more is not looked up by the system fallback.
+    pub(super) fn forget_lookup(&mut self, t: usize) {
+        let Some(task) = self.tasks.get(t) else {
+            return;
+        };
+        if task.state != TaskState::Dialing {
+            return;
+        }
+        if let Some(d) = task.a.dial.as_ref().filter(|d| d.resolving()) {
+            let host = d.lookup(&self.cfg, task.a.url(&task.first)).0;
+            self.resolver.cancel(host, t);
         }
     }
 
@@ -446,7 +565,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.tasks.get(t).is_none_or(|task| {
             task.state != TaskState::Dialing
                 || !task.a.dial.as_ref().is_some_and(Dialer::resolving)
-                || dial::dial_to(&self.cfg, task.a.url(&task.first)).0 != host
+                || task
+                    .a
+                    .dial
+                    .as_ref()
+                    .is_some_and(|d| d.lookup(&self.cfg, task.a.url(&task.first)).0 != host)
         }) {
             return;
         }
@@ -462,6 +585,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(slot) = self.conns.get_mut(c) else {
             return;
         };
+        slot.peer_closed |= hup;
         match slot.conn.phase {
             Phase::Idle => {
                 if readable && slot.conn.idle_is_dead(&mut self.rbuf) {
@@ -472,7 +596,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             Phase::Connecting | Phase::Tunneling | Phase::Handshaking => {
                 let t = slot.task.expect("a dialing conn has a task");
                 let step = self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
-                    Some(conn) => d.on_ready(conn, readable, writable, rbuf, ctx, timings),
+                    Some(conn) => d.on_ready((c, conn), (readable, writable), rbuf, ctx, timings),
                     None => Step::Pending,
                 });
                 self.dial_step(t, step);
@@ -487,8 +611,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
             }
             Phase::Reading => {
+                let t = slot.task.expect("reading conn has a task");
+                if writable && !slot.conn.wpos_done() {
+                    // Pipelined requests still being written.
+                    self.write(t, c);
+                    if self.conns.get(c).is_none_or(|s| s.task != Some(t)) {
+                        return;
+                    }
+                }
                 if readable {
-                    let t = slot.task.expect("reading conn has a task");
                     self.read(t, c, hup);
                 }
             }

@@ -18,7 +18,12 @@
 //! - an entry that holds nothing is dropped, so memory stays flat over millions of
 //!   distinct hosts. Entries are keyed by host name, then (tls, port): lookups by
 //!   `&str` allocate nothing. Later per-host state (politeness, limits) belongs in
-//!   [`Entry`].
+//!   [`Entry`];
+//! - `room` (with `--pipeline` above 1) holds busy connections that can take one more
+//!   pipelined request, each at most once, never one that is idle or closed: the
+//!   engine adds and removes them as their queues change. A key whose responses could
+//!   not be framed is remembered in `no_pipeline` for the run (few keys: only those
+//!   that failed).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -41,6 +46,7 @@ struct Entry {
     open: usize,
     idle: Vec<usize>,
     waiters: VecDeque<usize>,
+    room: Vec<usize>,
 }
 
 impl Entry {
@@ -64,6 +70,7 @@ pub(crate) enum Acquire {
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     map: HashMap<String, Vec<Entry>>,
+    no_pipeline: HashMap<String, Vec<(bool, u16)>>,
 }
 
 impl Pool {
@@ -104,18 +111,42 @@ impl Pool {
     }
 
     /// A connection for task `task` to `k`: an idle one, a reserved slot to dial
-    /// (`per_host` 0: no limit), or a place among the waiters.
-    pub fn acquire(&mut self, k: Key<'_>, task: usize, per_host: usize) -> Acquire {
+    /// (when `may_open`, given this pool's open count of `k`, allows a new
+    /// connection: the per-host limit, shared across engines), or a place among the
+    /// waiters.
+    #[inline]
+    pub fn acquire(
+        &mut self,
+        k: Key<'_>,
+        task: usize,
+        may_open: impl FnOnce(usize) -> bool,
+    ) -> Acquire {
         let e = self.entry(k);
         if let Some(c) = e.idle.pop() {
             return Acquire::Idle(c);
         }
-        if per_host > 0 && e.open >= per_host {
+        if !may_open(e.open) {
             e.waiters.push_back(task);
             return Acquire::Wait;
         }
         e.open += 1;
         Acquire::Dial
+    }
+
+    /// The next task still waiting for `k` (another engine freed a slot of it).
+    pub fn next_waiter(
+        &mut self,
+        k: Key<'_>,
+        still_waiting: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let e = self.find(k)?;
+        pop_waiter(e, &still_waiting)
+    }
+
+    /// An idle connection of `k`, taken out of the pool (another engine waits for
+    /// `k`); the caller closes it.
+    pub fn take_idle(&mut self, k: Key<'_>) -> Option<usize> {
+        self.find(k)?.idle.pop()
     }
 
     /// A connection of `k` (or a reserved dial) is gone. Answers the next waiter that
@@ -165,6 +196,56 @@ impl Pool {
         }
     }
 
+    /// True when `k` has an idle connection.
+    pub fn has_idle(&mut self, k: Key<'_>) -> bool {
+        self.find(k).is_some_and(|e| !e.idle.is_empty())
+    }
+
+    /// Busy connection `c` of `k` can take another pipelined request.
+    pub fn add_room(&mut self, k: Key<'_>, c: usize) {
+        self.entry(k).room.push(c);
+    }
+
+    /// Connection `c` of `k` no longer has room (full, idle, or closing).
+    pub fn remove_room(&mut self, k: Key<'_>, c: usize) {
+        if let Some(e) = self.find(k) {
+            e.room.retain(|&x| x != c);
+        }
+    }
+
+    /// A busy connection of `k` with room, taken off the room list (the engine puts
+    /// it back if it still has room after its new request).
+    pub fn take_room(&mut self, k: Key<'_>) -> Option<usize> {
+        self.find(k)?.room.pop()
+    }
+
+    /// Responses of `k` could not be framed while pipelining: from now on its
+    /// requests go one at a time. Its room list is emptied.
+    pub fn stop_pipelining(&mut self, k: Key<'_>) {
+        if let Some(e) = self.find(k) {
+            e.room.clear();
+        }
+        if !self.pipelining(k) {
+            return;
+        }
+        match self.no_pipeline.get_mut(k.host) {
+            Some(v) => v.push((k.tls, k.port)),
+            None => {
+                self.no_pipeline
+                    .insert(k.host.to_string(), vec![(k.tls, k.port)]);
+            }
+        }
+    }
+
+    /// False once [`Pool::stop_pipelining`] was called for `k`.
+    pub fn pipelining(&self, k: Key<'_>) -> bool {
+        self.no_pipeline.is_empty()
+            || !self
+                .no_pipeline
+                .get(k.host)
+                .is_some_and(|v| v.contains(&(k.tls, k.port)))
+    }
+
     /// Any idle connection of any host (to free a file descriptor), removed from its
     /// pool; the caller closes it.
     pub fn take_any_idle(&mut self) -> Option<usize> {
@@ -189,6 +270,11 @@ fn pop_waiter(e: &mut Entry, still_waiting: &impl Fn(usize) -> bool) -> Option<u
 mod tests {
     use super::*;
 
+    /// The per-host limit as the engine applies it (0: none).
+    fn lim(limit: usize) -> impl FnOnce(usize) -> bool {
+        move |open| limit == 0 || open < limit
+    }
+
     const A: Key<'static> = Key {
         host: "a.test",
         tls: false,
@@ -203,41 +289,68 @@ mod tests {
     #[test]
     fn per_host_limit_then_waiter_gets_freed_slot() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 2), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 2), Acquire::Dial);
-        assert_eq!(p.acquire(A, 3, 2), Acquire::Wait);
-        assert_eq!(p.acquire(A_TLS, 4, 2), Acquire::Dial, "keys are separate");
+        assert_eq!(p.acquire(A, 1, lim(2)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(2)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 3, lim(2)), Acquire::Wait);
+        assert_eq!(
+            p.acquire(A_TLS, 4, lim(2)),
+            Acquire::Dial,
+            "keys are separate"
+        );
         // Connection of task 1 closes: task 3 is woken and takes the slot.
         assert_eq!(p.closed(A, |_| true), Some(3));
-        assert_eq!(p.acquire(A, 3, 2), Acquire::Dial);
-        assert_eq!(p.acquire(A, 5, 2), Acquire::Wait);
+        assert_eq!(p.acquire(A, 3, lim(2)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 5, lim(2)), Acquire::Wait);
         // Task 5 gave up: skipped, and the slot is simply freed.
         assert_eq!(p.closed(A, |w| w != 5), None);
-        assert_eq!(p.acquire(A, 6, 2), Acquire::Dial);
+        assert_eq!(p.acquire(A, 6, lim(2)), Acquire::Dial);
     }
 
     #[test]
     fn idle_reuse_is_last_in_first_out_and_waiters_come_first() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 0), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 0), Acquire::Dial);
+        assert_eq!(p.acquire(A, 1, lim(0)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(0)), Acquire::Dial);
         assert_eq!(p.put_idle(A, 10, |_| true), None);
         assert_eq!(p.put_idle(A, 11, |_| true), None);
-        assert_eq!(p.acquire(A, 3, 0), Acquire::Idle(11));
+        assert_eq!(p.acquire(A, 3, lim(0)), Acquire::Idle(11));
         p.remove_idle(A, 10);
-        assert_eq!(p.acquire(A, 4, 1), Acquire::Wait);
+        assert_eq!(p.acquire(A, 4, lim(1)), Acquire::Wait);
         assert_eq!(p.put_idle(A, 11, |_| true), Some(4));
         assert_eq!(p.take_any_idle(), None);
     }
 
     #[test]
+    fn room_is_taken_once_and_pipelining_stops_per_key() {
+        let mut p = Pool::default();
+        assert_eq!(p.take_room(A), None);
+        p.add_room(A, 10);
+        assert!(!p.has_idle(A));
+        assert_eq!(p.take_room(A), Some(10));
+        assert_eq!(p.take_room(A), None, "taken off the list");
+        p.add_room(A, 10);
+        p.remove_room(A, 10);
+        assert_eq!(p.take_room(A), None);
+        assert!(p.pipelining(A) && p.pipelining(A_TLS));
+        p.add_room(A, 11);
+        p.add_room(A_TLS, 12);
+        p.stop_pipelining(A);
+        p.stop_pipelining(A);
+        assert!(!p.pipelining(A) && p.pipelining(A_TLS), "per key");
+        assert_eq!(p.take_room(A), None, "room emptied");
+        assert_eq!(p.take_room(A_TLS), Some(12));
+        p.map.clear();
+        assert!(!p.pipelining(A), "remembered after the entry is gone");
+    }
+
+    #[test]
     fn empty_entries_are_dropped() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 0), Acquire::Dial);
+        assert_eq!(p.acquire(A, 1, lim(0)), Acquire::Dial);
         assert_eq!(p.closed(A, |_| true), None);
         assert!(p.map.is_empty());
-        assert_eq!(p.acquire(A, 1, 1), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 1), Acquire::Wait);
+        assert_eq!(p.acquire(A, 1, lim(1)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(1)), Acquire::Wait);
         p.cancel_wait(A, 2);
         assert_eq!(p.closed(A, |_| true), None);
         assert!(p.map.is_empty());
@@ -248,8 +361,8 @@ mod tests {
     #[cfg(debug_assertions)]
     fn closing_more_than_opened_is_caught() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 1), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 1), Acquire::Wait);
+        assert_eq!(p.acquire(A, 1, lim(1)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(1)), Acquire::Wait);
         assert_eq!(p.closed(A, |_| false), None);
         let _ = p.entry(A);
         p.closed(A, |_| true);
@@ -275,7 +388,7 @@ mod tests {
         }
 
         fn start(&mut self, p: &mut Pool, task: usize, limit: usize) {
-            match p.acquire(A, task, limit) {
+            match p.acquire(A, task, lim(limit)) {
                 Acquire::Idle(c) => {
                     assert_eq!(self.idle.pop(), Some(c), "reuse takes the last idle");
                     self.busy.push(c);
