@@ -56,8 +56,10 @@ mod tests {
     }
 
     proptest! {
+        // No `%` in the inputs: the url crate keeps a typed `%` as is, so `%Aa`
+        // would (rightly) be decoded.
         #[test]
-        fn credentials_round_trip(user in "[^\\x00-\\x1f]{1,10}", pass in "[^\\x00-\\x1f]{0,10}") {
+        fn credentials_round_trip(user in "[^\\x00-\\x1f%]{1,10}", pass in "[^\\x00-\\x1f%]{0,10}") {
             let mut u = url::Url::parse("http://h/").unwrap();
             u.set_username(&user).unwrap();
             u.set_password(Some(&pass)).unwrap();
