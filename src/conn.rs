@@ -19,7 +19,10 @@
 //! - with `pipelined` set (`--pipeline` above 1) the bytes after a response's end are
 //!   the next responses' and are kept in `pending`, decoded first by the next `read`
 //!   after [`Conn::next_response`]; without it they make the connection unusable, as
-//!   before.
+//!   before;
+//! - after the engine says [`Flow::Pause`], nothing is read from the socket until the
+//!   next `read`, which first decodes the bytes already received (kept in
+//!   `pending`).
 
 use crate::codec::response::{Event, FieldSpan, Head, ResponseDecoder};
 use crate::codec::Limits;
@@ -66,6 +69,9 @@ pub enum Flow {
     Continue,
     /// Stop: the engine is done with this response (cap reached, error).
     Stop,
+    /// Stop after this event and read nothing more until the next `read`, which
+    /// decodes the bytes already received first (the caller paused the body).
+    Pause,
 }
 
 /// How a read turn ended.
@@ -78,6 +84,8 @@ pub enum ReadEnd {
     /// The exchange failed: EOF or reset in a state where that is an error, or a
     /// protocol error.
     Failed(Error),
+    /// The engine said pause: the bytes after that event wait in `pending`.
+    Paused,
 }
 
 /// One connection; see the module docs.
@@ -107,6 +115,9 @@ pub struct Conn {
     pub pipelined: bool,
     /// `pending` starts the current response: decode it before reading the socket.
     carry: bool,
+    /// The engine paused the response: `pending` holds its next bytes (maybe none:
+    /// the decoder may only owe its `End`), decoded first by the next `read`.
+    paused: bool,
 }
 
 fn is_reset(e: &io::Error) -> bool {
@@ -159,6 +170,7 @@ impl Conn {
             tls_info: None,
             pipelined: false,
             carry: false,
+            paused: false,
         })
     }
 
@@ -266,6 +278,7 @@ impl Conn {
     pub fn start_request(&mut self, head_request: bool) {
         self.wpos = 0;
         self.carry = false;
+        self.paused = false;
         self.received = 0;
         self.dec.reset(head_request);
         self.phase = Phase::Writing;
@@ -308,6 +321,14 @@ impl Conn {
         self.received = 0;
         self.dec.reset(true);
         self.phase = Phase::Tunneling;
+    }
+
+    /// More of the request (a streamed body's next piece) is to be written: `wbuf`
+    /// is emptied for it and the connection is writing again.
+    pub fn more_to_write(&mut self) {
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.phase = Phase::Writing;
     }
 
     /// True once everything in `wbuf` has been handed to the socket (or TLS).
@@ -359,16 +380,27 @@ impl Conn {
         drain: bool,
         mut on_event: impl FnMut(ReadEvent<'_>) -> Flow,
     ) -> ReadEnd {
-        if self.carry {
-            self.carry = false;
+        if self.carry || self.paused {
+            // Carried bytes (a pipelined response's first ones, not counted yet) or
+            // those received before a pause are the response's next: decode them first.
+            let keep = self.carry || self.pipelined;
             let mut pending = std::mem::take(&mut self.pending);
-            self.received += pending.len() as u64;
-            match decode_all(&mut self.dec, &pending, true, &mut on_event) {
-                Ok((consumed, done)) => {
+            if self.carry {
+                self.received += pending.len() as u64;
+            }
+            self.carry = false;
+            self.paused = false;
+            match decode_all(&mut self.dec, &pending, keep, &mut on_event) {
+                Ok((consumed, halt)) => {
                     pending.drain(..consumed);
                     self.pending = pending;
-                    if done {
-                        return ReadEnd::Finished;
+                    match halt {
+                        Halt::More => {}
+                        Halt::Done => return ReadEnd::Finished,
+                        Halt::Paused => {
+                            self.paused = true;
+                            return ReadEnd::Paused;
+                        }
                     }
                 }
                 Err(e) => return ReadEnd::Failed(e),
@@ -418,8 +450,8 @@ impl Conn {
             let keep = self.pipelined;
             let result = if self.pending.is_empty() {
                 let r = decode_all(&mut self.dec, &scratch[..n], keep, &mut on_event);
-                if let Ok((consumed, done)) = r {
-                    if !done || (keep && consumed < n) {
+                if let Ok((consumed, halt)) = r {
+                    if halt != Halt::Done || (keep && consumed < n) {
                         self.pending.extend_from_slice(&scratch[consumed..n]);
                     }
                 }
@@ -428,8 +460,8 @@ impl Conn {
                 self.pending.extend_from_slice(&scratch[..n]);
                 let mut pending = std::mem::take(&mut self.pending);
                 let r = decode_all(&mut self.dec, &pending, keep, &mut on_event);
-                if let Ok((consumed, done)) = r {
-                    if !done || (keep && consumed < pending.len()) {
+                if let Ok((consumed, halt)) = r {
+                    if halt != Halt::Done || (keep && consumed < pending.len()) {
                         pending.drain(..consumed);
                         self.pending = pending;
                     }
@@ -437,13 +469,14 @@ impl Conn {
                 r
             };
             match result {
-                Ok((_, false)) if !drain && self.tls.is_none() && n < scratch.len() => {
+                Ok((_, Halt::More)) if !drain && self.tls.is_none() && n < scratch.len() => {
                     return ReadEnd::WouldBlock
                 }
-                Ok((_, false)) => continue,
-                Ok((consumed, true)) => {
-                    let _ = consumed;
-                    return ReadEnd::Finished;
+                Ok((_, Halt::More)) => continue,
+                Ok((_, Halt::Done)) => return ReadEnd::Finished,
+                Ok((_, Halt::Paused)) => {
+                    self.paused = true;
+                    return ReadEnd::Paused;
                 }
                 Err(e) => return ReadEnd::Failed(e),
             }
@@ -471,33 +504,46 @@ impl Conn {
     }
 }
 
-/// Decodes `input` until it needs more; returns (bytes consumed, finished) where
-/// finished means `End` was delivered or the handler said stop. After `End`, any
-/// bytes left make the connection non-reusable (reported through `End`), unless
-/// `pipelined`: then they belong to the next response.
+/// Where [`decode_all`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    /// The input is used up; the response goes on.
+    More,
+    /// `End` was delivered, or the handler said stop.
+    Done,
+    /// The handler said pause; the input from the returned offset is unused.
+    Paused,
+}
+
+/// Decodes `input` until it needs more, ends, or the handler stops or pauses;
+/// returns (bytes consumed, where it stopped). After `End`, any bytes left make the
+/// connection non-reusable (reported through `End`), unless `pipelined`: then they
+/// belong to the next response.
 fn decode_all(
     dec: &mut ResponseDecoder,
     input: &[u8],
     pipelined: bool,
     on_event: &mut impl FnMut(ReadEvent<'_>) -> Flow,
-) -> Result<(usize, bool), Error> {
+) -> Result<(usize, Halt), Error> {
     let mut pos = 0;
     loop {
         let (n, ev) = dec.decode(&input[pos..])?;
         let at = pos;
         pos += n;
         let flow = match ev {
-            Event::NeedMore => return Ok((pos, false)),
+            Event::NeedMore => return Ok((pos, Halt::More)),
             Event::Head(h) => on_event(ReadEvent::Head(h, dec.fields(), &input[at..])),
             Event::Body(r) => on_event(ReadEvent::Body(&input[at + r.start..at + r.end])),
             Event::End => {
                 let reusable = dec.reusable() && (pipelined || pos == input.len());
                 on_event(ReadEvent::End { reusable });
-                return Ok((pos, true));
+                return Ok((pos, Halt::Done));
             }
         };
-        if flow == Flow::Stop {
-            return Ok((pos, true));
+        match flow {
+            Flow::Continue => {}
+            Flow::Stop => return Ok((pos, Halt::Done)),
+            Flow::Pause => return Ok((pos, Halt::Paused)),
         }
     }
 }

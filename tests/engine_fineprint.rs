@@ -449,6 +449,7 @@ fn credentials_and_body_headers_do_not_follow_to_another_host() {
             ("X-Other".into(), "kept".into()),
         ],
         body: b"data".to_vec(),
+        ..RequestSpec::default()
     };
     let first = format!("http://localhost:{}/a", s1.addr.port());
     for trusted in [false, true] {

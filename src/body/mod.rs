@@ -130,6 +130,51 @@ impl<R: io::Read> Source for Reader<R> {
     }
 }
 
+/// A streamed request body, as a recipe: the engine calls it with the request's tag
+/// for each attempt and each hop that sends a body (a retry, a 307/308 redirect), so
+/// every send starts from a fresh source. Shared by all the requests of a
+/// `RequestSpec` (the tag tells them apart).
+///
+/// ```
+/// use volley::body::{Reader, Stream};
+/// use volley::engine::RequestSpec;
+/// let spec = RequestSpec {
+///     method: "PUT".into(),
+///     stream: Some(Stream::new(|_tag| Box::new(Reader::new(std::io::repeat(b'x'), Some(1 << 30))))),
+///     ..RequestSpec::default()
+/// };
+/// # let _ = spec;
+/// ```
+#[derive(Clone)]
+pub struct Stream(std::sync::Arc<dyn Fn(u64) -> Box<dyn Source> + Send + Sync>);
+
+impl Stream {
+    /// A stream made by `make(tag)`.
+    pub fn new(make: impl Fn(u64) -> Box<dyn Source> + Send + Sync + 'static) -> Stream {
+        Stream(std::sync::Arc::new(make))
+    }
+
+    /// A fresh source for the request with `tag`.
+    pub fn make(&self, tag: u64) -> Box<dyn Source> {
+        (self.0)(tag)
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream(..)")
+    }
+}
+
+/// Two streams are equal when they are the same recipe (clones of one `Stream`).
+impl PartialEq for Stream {
+    fn eq(&self, other: &Stream) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Stream {}
+
 /// Reads a whole source into memory (for tests and small bodies).
 pub fn collect(src: &mut dyn Source) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -227,6 +227,15 @@ impl<H: VerdictHandler> Handler for CalibratedHandler<H> {
         }
     }
 
+    /// The wrapped handler's say over its own targets' bodies (pause, abort) is kept;
+    /// calibration probes always continue.
+    fn on_body_action(&mut self, tag: u64, chunk: &[u8]) -> crate::engine::BodyAction {
+        if self.shared.borrow_mut().body(tag, chunk) {
+            return crate::engine::BodyAction::Continue;
+        }
+        self.inner.on_body_action(tag, chunk)
+    }
+
     fn on_done(&mut self, outcome: Outcome) {
         if outcome.tag & PROBE_TAG != 0 {
             self.shared.borrow_mut().probe_done(&outcome);
@@ -279,6 +288,7 @@ mod tests {
             attempts: 1,
             peer: None,
             tls: None,
+            headers: None,
         }
     }
 

@@ -130,7 +130,10 @@ pub fn encode(buf: &mut Vec<u8>, req: &RequestHead<'_>) -> Result<(), Error> {
         push_header(buf, "Connection", b"close");
     }
     let needs_length = !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH");
-    if needs_length && !user_has(req.headers, "content-length") {
+    if needs_length
+        && !user_has(req.headers, "content-length")
+        && !user_has(req.headers, "transfer-encoding")
+    {
         let mut digits = [0u8; 20];
         push_header(
             buf,

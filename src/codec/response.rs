@@ -241,6 +241,12 @@ impl ResponseDecoder {
         matches!(self.state, State::Head)
     }
 
+    /// True once an interim (1xx) head was skipped for the current response (a
+    /// `100 Continue` to a request that sent `Expect: 100-continue`).
+    pub fn interim_seen(&self) -> bool {
+        self.interim > 0
+    }
+
     /// True when the response is complete.
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)

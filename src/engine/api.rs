@@ -3,9 +3,11 @@
 //! [`Outcome`] per request).
 //!
 //! Invariants: every request pulled from the source gets exactly one
-//! [`Handler::on_done`] (one cancelled by `Config::stop` with
-//! [`crate::error::ErrorKind::Cancelled`]); `on_head` and `on_body` are only called for the final
-//! response (not for redirects that are followed), and never after `on_done`.
+//! [`Handler::on_done`] (one cancelled by `Config::stop`, by `Engine::cancel` or by
+//! [`BodyAction::Abort`] with [`crate::error::ErrorKind::Cancelled`]); `on_head` and
+//! `on_body` (through `on_body_action`) are only called for the final response (not
+//! for redirects that are followed), never while its body is paused, and never after
+//! `on_done`.
 
 use crate::codec::response::FieldSpan;
 use crate::codec::Limits;
@@ -24,6 +26,18 @@ pub struct RequestSpec {
     pub headers: Vec<(String, String)>,
     /// Request body (sent with Content-Length when not empty).
     pub body: Vec<u8>,
+    /// A streamed request body (instead of `body`): sent with `Content-Length` when
+    /// its source declares a length, else with chunked transfer coding. See
+    /// [`crate::body::Stream`].
+    pub stream: Option<crate::body::Stream>,
+    /// Send `Expect: 100-continue` with a body (`body` or `stream`), and the body only
+    /// after the server's `100 Continue` (or after [`CONTINUE_WAIT`] without an
+    /// answer, as RFC 9110 §10.1.1 allows). A final response instead means the body
+    /// is never sent, and the connection is not reused.
+    pub expect_continue: bool,
+    /// Per-request settings over the engine's `Config` (timeouts, redirects, body
+    /// cap); `None` uses the `Config` as it is.
+    pub overrides: Option<Arc<super::Overrides>>,
 }
 
 impl Default for RequestSpec {
@@ -32,9 +46,16 @@ impl Default for RequestSpec {
             method: "GET".into(),
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
+            expect_continue: false,
+            overrides: None,
         }
     }
 }
+
+/// How long a request with `Expect: 100-continue` waits for the `100 Continue`
+/// before sending its body anyway.
+pub const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 /// One request to make.
 #[derive(Debug, Clone)]
@@ -136,6 +157,8 @@ pub struct Redirect {
     pub url: String,
     /// Its status.
     pub status: u16,
+    /// Where it sent the request: its `Location`, resolved against `url`.
+    pub location: String,
 }
 
 /// The final result of one request.
@@ -172,6 +195,8 @@ pub struct Outcome {
     pub peer: Option<std::net::SocketAddr>,
     /// TLS details of the final connection (with [`Config::tls_info`], for https).
     pub tls: Option<Arc<TlsInfo>>,
+    /// The final response's header fields, in order (with [`Config::keep_headers`]).
+    pub headers: Option<Vec<(String, String)>>,
 }
 
 /// What `--tls-info` reports of a connection: read once per connection, shared by
@@ -211,12 +236,35 @@ impl TlsInfo {
     }
 }
 
+/// What the handler wants after a body chunk ([`Handler::on_body_action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyAction {
+    /// Keep reading.
+    Continue,
+    /// Stop reading from the socket until [`Engine::resume`](super::Engine::resume)
+    /// with this tag (the kernel's receive window then slows the peer). The read
+    /// deadline does not run while paused; the total deadline does. Body bytes that
+    /// arrived with this chunk are handed on after the resume.
+    Pause,
+    /// Stop reading and end the request now: its `Outcome` has the error kind
+    /// [`crate::error::ErrorKind::Cancelled`], with the bytes counted so far; the
+    /// connection is closed (its unread rest cannot be reused).
+    Abort,
+}
+
 /// Callbacks for responses. Only `on_done` is required.
 pub trait Handler {
     /// The final response's head arrived.
     fn on_head(&mut self, _tag: u64, _head: &ResponseHead<'_>) {}
     /// A chunk of the final response's body (after content decoding).
     fn on_body(&mut self, _tag: u64, _chunk: &[u8]) {}
+    /// A chunk of the final response's body, with a say in what comes next. The
+    /// engine calls this one; its default hands the chunk to [`Handler::on_body`] and
+    /// continues. Override it (instead of `on_body`) to abort a body.
+    fn on_body_action(&mut self, tag: u64, chunk: &[u8]) -> BodyAction {
+        self.on_body(tag, chunk);
+        BodyAction::Continue
+    }
     /// The request is finished, successfully or not.
     fn on_done(&mut self, outcome: Outcome);
 }
@@ -314,6 +362,12 @@ pub struct Config {
     pub stop: Option<Arc<AtomicBool>>,
     /// Report the final connection's peer address ([`Outcome::peer`]).
     pub peer_info: bool,
+    /// Keep the final response's header fields on the `Outcome` ([`Outcome::headers`]).
+    pub keep_headers: bool,
+    /// A cookie jar (off by default): every response head's `Set-Cookie` (redirect
+    /// hops included) is stored, and each request sends the cookies that apply to
+    /// it. Cloning the `Config` shares the jar, so the engines of a run share it.
+    pub cookies: Option<Arc<std::sync::Mutex<crate::cookie::Jar>>>,
     /// Report the final connection's TLS details ([`Outcome::tls`]).
     pub tls_info: bool,
 }
@@ -354,6 +408,8 @@ impl Default for Config {
             shared: super::Shared::new(),
             stop: None,
             peer_info: false,
+            keep_headers: false,
+            cookies: None,
             tls_info: false,
         }
     }

@@ -107,5 +107,6 @@ pub(crate) fn outcome(
         attempts: id.attempts,
         peer: a.peer,
         tls: a.tls.take(),
+        headers: a.resp.headers.take(),
     }
 }

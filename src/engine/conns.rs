@@ -23,7 +23,7 @@ use super::pipeline::pipelinable;
 use super::pool::Key;
 use super::redirect::{self, Decision};
 use super::task::{still_waiting, TaskState};
-use super::{deadline, Engine, Handler, Handoff, Source, TimerRef};
+use super::{credentials, deadline, Engine, Handler, Handoff, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
 use crate::conn::{Conn, Phase};
@@ -172,30 +172,32 @@ impl<S: Source, H: Handler> Engine<S, H> {
         };
         let cur = task.a.url(&task.first);
         let via_proxy = self.cfg.proxy.as_ref().filter(|_| !cur.tls);
-        // A redirect hop carries only what curl's rules allow of the user's headers
-        // (allocating only when something is dropped).
+        // A redirect hop carries only what curl's rules allow of the user's headers;
+        // the jar's cookies and the URL's credentials join them (allocating only when
+        // something is dropped or added).
         let carry = match &task.a.hop {
             Some(next) => {
                 redirect::carries(&task.first, next, task.a.as_get, self.cfg.location_trusted)
             }
             None => redirect::Carry::ALL,
         };
-        let kept: Option<Vec<(String, String)>> = (carry != redirect::Carry::ALL
-            && spec.headers.iter().any(|(n, _)| !carry.keeps(n)))
-        .then(|| {
-            spec.headers
-                .iter()
-                .filter(|(n, _)| carry.keeps(n))
-                .cloned()
-                .collect()
-        });
+        let mut kept = credentials::hop_headers(
+            &spec.headers,
+            carry,
+            &task.first,
+            cur,
+            self.cfg.cookies.as_deref(),
+        );
+        let streamed = exchange::outgoing_body(spec, task.tag, task.a.as_get, &mut kept);
+        let waits = streamed.as_ref().is_some_and(|b| b.waiting);
+        let body = if streamed.is_some() { &[][..] } else { body };
         let started = exchange::start(
             &mut self.conns[c].conn,
             &RequestHead {
                 method,
-                target: match via_proxy {
-                    Some(_) => cur.url.as_str(),
-                    None => cur.origin_form(),
+                target: &match via_proxy {
+                    Some(_) => credentials::absolute_form(&cur.url),
+                    None => cur.origin_form().into(),
                 },
                 host: cur.host_for_header(),
                 port: cur.explicit_port(),
@@ -216,7 +218,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return;
         }
         task.state = TaskState::Exchanging;
-        task.a.exchange = Exchange::default();
+        task.a.exchange = Exchange {
+            body: streamed,
+            ..Exchange::default()
+        };
         if self.cfg.peer_info {
             task.a.peer = match self.conns[c].conn.peer {
                 crate::socket::Peer::Tcp(a) => Some(a),
@@ -227,6 +232,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             task.a.tls = self.conns[c].conn.tls_info();
         }
         self.set_phase(t, deadline::Phase::Read);
+        if waits {
+            let at = self.deadline_ms(super::api::CONTINUE_WAIT);
+            self.wheel.insert(at, TimerRef::Continue(t));
+        }
         if self.cfg.pipeline > 1 {
             let safe = pipelinable(&self.tasks[t]);
             let slot = &mut self.conns[c];
@@ -239,6 +248,38 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return;
         }
         self.write(t, c);
+    }
+
+    /// Sends the body that waited for `100 Continue` (which came, or took too long).
+    pub(super) fn send_body(&mut self, t: usize, c: usize) {
+        let Some(b) = self.tasks[t].a.exchange.body.as_mut() else {
+            return;
+        };
+        if !b.waiting {
+            return;
+        }
+        b.waiting = false;
+        self.conns[c].conn.more_to_write();
+        self.write(t, c);
+    }
+
+    /// The wait for `100 Continue` is over: send the body if it still waits.
+    pub(super) fn continue_timer(&mut self, t: usize) {
+        let Some(task) = self.tasks.get(t) else {
+            return;
+        };
+        if task.state != TaskState::Exchanging || task.a.resp.status.is_some() {
+            return;
+        }
+        if let Some(c) = task.a.conn {
+            if self
+                .conns
+                .get(c)
+                .is_some_and(|s| s.task == Some(t) && s.conn.phase == Phase::Reading)
+            {
+                self.send_body(t, c);
+            }
+        }
     }
 
     /// Writes what is left of the request; reads at once if the response was
@@ -281,9 +322,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let cur = a.hop.as_ref().unwrap_or(&task.first);
         let (redirects, as_get) = (&mut a.redirects, &mut a.as_get);
         let method = task.spec.method.as_str();
+        let cookies = self.cfg.cookies.as_deref();
         let policy = redirect::Policy {
-            follow: self.cfg.follow,
-            max: self.cfg.max_redirects,
+            follow: task.settings.follow,
+            max: task.settings.max_redirects,
         };
         let read = exchange::read(
             &mut slot.conn,
@@ -301,9 +343,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 handler: &mut self.handler,
                 tag: task.tag,
                 url: cur.url.as_str(),
-                max_body: self.cfg.max_body,
+                max_body: task.settings.max_body,
+                keep_headers: self.cfg.keep_headers,
             },
-            |status, location| {
+            |head, location| {
+                let status = head.status;
+                if let Some(jar) = cookies {
+                    credentials::store_cookies(jar, &cur.url, head);
+                }
                 let hop = redirect::Hop {
                     url: cur,
                     method,
@@ -326,7 +373,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             },
         );
         let read = match (read, write_error) {
-            (Read::Pending { .. }, Some(e)) => Read::Broken(e),
+            (Read::Pending { .. } | Read::Paused, Some(e)) => Read::Broken(e),
             (Read::Broken(_), Some(e)) if !self.conns[c].conn.got_response_bytes() => {
                 Read::Broken(e)
             }
@@ -334,18 +381,46 @@ impl<S: Source, H: Handler> Engine<S, H> {
             (Read::Done { .. }, Some(_)) => Read::Done { reusable: false },
             (read, _) => read,
         };
+        // A body waiting for `100 Continue`: sent once it came; never once a final
+        // (or redirect) head came instead, and then the connection is not reused.
+        let a = &mut self.tasks[t].a;
+        let mut send_now = false;
+        if a.exchange.body.as_ref().is_some_and(|b| b.waiting) {
+            if a.resp.status.is_some() || a.exchange.follow.is_some() {
+                a.exchange.body = None;
+                a.exchange.unsent = true;
+            } else if self.conns[c].conn.dec.interim_seen() {
+                send_now = true;
+            }
+        }
+        let unsent_body = a.exchange.unsent;
         match read {
             Read::Pending { progressed } => {
                 if progressed {
                     self.touch_read(t);
                 }
+                if send_now {
+                    self.send_body(t, c);
+                }
             }
-            Read::Done { reusable } => self.response_done(t, c, reusable),
+            Read::Done { reusable } => self.response_done(t, c, reusable && !unsent_body),
             Read::Failed(e) => {
                 self.release_conn(c, true);
                 self.fail(t, e, true);
             }
             Read::Broken(e) => self.exchange_failed(t, c, e, reused),
+            Read::Paused => {
+                // The handler holds the body: no read, and no read deadline, until
+                // `Engine::resume` (the total deadline still runs).
+                let task = &mut self.tasks[t];
+                task.paused = true;
+                task.deadlines.set_phase(
+                    deadline::Phase::Read,
+                    u64::MAX,
+                    &mut self.wheel,
+                    TimerRef::Task(t),
+                );
+            }
         }
     }
 
@@ -494,7 +569,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// a few bytes waiting must not outrun `--timeout`.
     pub(super) fn look_first(&mut self, t: usize, total: bool) -> bool {
         let task = &self.tasks[t];
-        let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
+        // A paused body is not read: its total is declared as it stands.
+        let Some(c) = task
+            .a
+            .conn
+            .filter(|_| task.state == TaskState::Exchanging && !task.paused)
+        else {
             return false;
         };
         match self.conns.get(c).map(|s| s.conn.phase) {

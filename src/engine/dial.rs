@@ -502,7 +502,8 @@ impl Dialer {
             ReadEvent::End { .. } => Flow::Stop,
         });
         match (end, status) {
-            (ReadEnd::WouldBlock, _) => Step::Pending,
+            // A tunnel's answer is never paused (only the handler pauses bodies).
+            (ReadEnd::WouldBlock | ReadEnd::Paused, _) => Step::Pending,
             (ReadEnd::Finished, Some(s)) if (200..300).contains(&s) => {
                 let tunnel = ctx.now.duration_since(self.stage_start);
                 timings.connect = Some(timings.connect.unwrap_or_default() + tunnel);

@@ -17,9 +17,15 @@
 //!   content coding's end;
 //! - a pipelined request (`start` with `queued`) is appended behind what the
 //!   connection still has to write and never touches the decoder of the response
-//!   being read.
+//!   being read;
+//! - a streamed body (`Streamed`) is framed into the write buffer one piece at a
+//!   time, only once the previous piece left, and only after `100 Continue` (or its
+//!   wait) when it expects one; a body still waiting when a final head arrives is
+//!   never sent;
+//! - after the handler pauses, nothing more is handed on until the next `read`,
+//!   which first hands on the bytes held back (`held`) and those `Conn` kept.
 
-use super::api::{Handler, ResponseHead, Timings};
+use super::api::{BodyAction, Handler, RequestSpec, ResponseHead, Timings};
 use crate::codec::request::{encode, RequestHead};
 use crate::codec::response::Framing;
 use crate::codec::ContentDecoder;
@@ -41,6 +47,8 @@ pub(crate) struct Response {
     pub capped: bool,
     /// An unfollowed redirect's resolved target.
     pub location: Option<String>,
+    /// The final head's fields, when the engine keeps them.
+    pub headers: Option<Vec<(String, String)>>,
 }
 
 /// One hop's exchange state, fresh for every request sent.
@@ -56,7 +64,76 @@ pub(crate) struct Exchange {
     pub pipelined: bool,
     /// The response's body runs until the connection closes (it cannot be framed).
     pub until_close: bool,
+    /// A streamed request body still being sent.
+    pub body: Option<Streamed>,
+    /// Body bytes (before content decoding) received with the chunk at which the
+    /// handler paused, handed on first when it resumes.
+    pub held: Vec<u8>,
+    /// A final response came before the body that waited for `100 Continue` was
+    /// sent: the body never goes, and the connection is not reused.
+    pub unsent: bool,
 }
+
+/// A streamed request body on its way out: the source and its framing.
+pub(crate) struct Streamed {
+    /// Where the bytes come from.
+    pub src: Box<dyn crate::body::Source>,
+    /// Declared length or chunked.
+    pub framer: crate::body::frame::Framer,
+    /// Sent `Expect: 100-continue`: the body waits for the `100 Continue`.
+    pub waiting: bool,
+}
+
+/// The body to send after the head, when it is not simply `spec.body`: a stream (a
+/// fresh source for this send), or any body with `Expect: 100-continue`. Announces
+/// its framing (and the expectation) in `headers`, made owned if needed.
+pub(crate) fn outgoing_body(
+    spec: &RequestSpec,
+    tag: u64,
+    as_get: bool,
+    headers: &mut Option<Vec<(String, String)>>,
+) -> Option<Streamed> {
+    if as_get {
+        return None;
+    }
+    let expect = spec.expect_continue && (spec.stream.is_some() || !spec.body.is_empty());
+    let src: Box<dyn crate::body::Source> = match &spec.stream {
+        Some(s) => s.make(tag),
+        None if expect => Box::new(crate::body::Bytes::new(spec.body.clone())),
+        None => return None,
+    };
+    let length = src.length();
+    let h = headers.get_or_insert_with(|| spec.headers.clone());
+    h.retain(|(n, _)| {
+        !n.eq_ignore_ascii_case("content-length")
+            && !n.eq_ignore_ascii_case("transfer-encoding")
+            && !n.eq_ignore_ascii_case("expect")
+    });
+    h.push(match length {
+        Some(n) => ("Content-Length".into(), n.to_string()),
+        None => ("Transfer-Encoding".into(), "chunked".into()),
+    });
+    if expect {
+        h.push(("Expect".into(), "100-continue".into()));
+    }
+    Some(Streamed {
+        src,
+        framer: crate::body::frame::Framer::new(length),
+        waiting: expect,
+    })
+}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streamed")
+            .field("framer", &self.framer)
+            .finish()
+    }
+}
+
+/// Body bytes framed into the write buffer per refill: small enough that one
+/// connection's buffer stays small, large enough for few system calls.
+const BODY_PIECE: usize = 16 * 1024;
 
 /// What the engine decided about a response head.
 #[derive(Debug)]
@@ -87,6 +164,16 @@ pub(crate) enum Read {
     Failed(Error),
     /// The connection failed (EOF, reset, protocol error).
     Broken(Error),
+    /// The handler paused the body: read nothing more until it resumes.
+    Paused,
+}
+
+/// The error of a body the handler aborted.
+fn aborted() -> Error {
+    Error::new(
+        crate::error::ErrorKind::Cancelled,
+        "the handler aborted the response body",
+    )
 }
 
 /// Encodes `head` into the connection's buffer and readies it for writing;
@@ -125,6 +212,8 @@ pub(crate) struct Sink<'a, H> {
     pub url: &'a str,
     /// `--max-body`.
     pub max_body: u64,
+    /// Keep the final head's fields on the `Response`.
+    pub keep_headers: bool,
 }
 
 /// Reads what the connection has, feeding the handler; see the module docs.
@@ -140,18 +229,34 @@ pub(crate) fn read<H: Handler>(
     resp: &mut Response,
     timings: &mut Timings,
     sink: Sink<'_, H>,
-    mut decide: impl FnMut(u16, Option<&[u8]>) -> Verdict,
+    mut decide: impl FnMut(&ResponseHead<'_>, Option<&[u8]>) -> Verdict,
 ) -> Read {
     let before = conn.received;
     let handler = sink.handler;
     let tag = sink.tag;
     let cbuf = bufs.decoded;
+    if !ex.held.is_empty() {
+        // Resumed: first the body bytes that arrived with the chunk that paused.
+        let held = std::mem::take(&mut ex.held);
+        match feed(content, &held, cbuf, handler, tag, resp, &mut ex.held) {
+            Fed::Continue => {}
+            Fed::Paused => return Read::Paused,
+            Fed::Stop(r) => return r,
+        }
+    }
     let mut after: Option<Read> = None;
     let end = conn.read(bufs.read, drain, |ev| match ev {
         ReadEvent::Head(h, fields, buf) => {
             ex.until_close = h.framing == Framing::UntilClose;
             let location = h.location.clone().map(|r| &buf[r]);
-            match decide(h.status, location) {
+            let head = ResponseHead {
+                status: h.status,
+                url: sink.url,
+                content_length: h.content_length,
+                fields,
+                buf,
+            };
+            match decide(&head, location) {
                 Verdict::Fail(e) => {
                     after = Some(Read::Failed(e));
                     return Flow::Stop;
@@ -166,20 +271,14 @@ pub(crate) fn read<H: Handler>(
             resp.content_length = h.content_length;
             resp.bytes = 0;
             resp.capped = false;
+            if sink.keep_headers {
+                resp.headers = Some(head.headers_owned());
+            }
             content.reset(h.coding, sink.max_body);
-            handler.on_head(
-                tag,
-                &ResponseHead {
-                    status: h.status,
-                    url: sink.url,
-                    content_length: h.content_length,
-                    fields,
-                    buf,
-                },
-            );
+            handler.on_head(tag, &head);
             Flow::Continue
         }
-        ReadEvent::Body(mut data) => {
+        ReadEvent::Body(data) => {
             if ex.follow.is_some() {
                 // A followed redirect's body is discarded, up to `--max-body`: past
                 // it the redirect is still followed and this connection closed.
@@ -190,27 +289,12 @@ pub(crate) fn read<H: Handler>(
                 }
                 return Flow::Continue;
             }
-            loop {
-                match content.decode(data, cbuf) {
-                    Ok((used, made)) => {
-                        if made > 0 {
-                            handler.on_body(tag, &cbuf[..made]);
-                            resp.bytes += made as u64;
-                        }
-                        data = &data[used..];
-                        if content.capped() {
-                            resp.capped = true;
-                            after = Some(Read::Done { reusable: false });
-                            return Flow::Stop;
-                        }
-                        if used == 0 && made == 0 {
-                            return Flow::Continue;
-                        }
-                    }
-                    Err(e) => {
-                        after = Some(Read::Failed(e));
-                        return Flow::Stop;
-                    }
+            match feed(content, data, cbuf, handler, tag, resp, &mut ex.held) {
+                Fed::Continue => Flow::Continue,
+                Fed::Paused => Flow::Pause,
+                Fed::Stop(r) => {
+                    after = Some(r);
+                    Flow::Stop
                 }
             }
         }
@@ -221,8 +305,12 @@ pub(crate) fn read<H: Handler>(
                     match content.decode(&[], cbuf) {
                         Ok((_, 0)) => break,
                         Ok((_, made)) => {
-                            handler.on_body(tag, &cbuf[..made]);
                             resp.bytes += made as u64;
+                            // A pause here is moot: the body is complete.
+                            if handler.on_body_action(tag, &cbuf[..made]) == BodyAction::Abort {
+                                after = Some(Read::Failed(aborted()));
+                                return Flow::Stop;
+                            }
                         }
                         Err(e) => {
                             after = Some(Read::Failed(e));
@@ -250,6 +338,57 @@ pub(crate) fn read<H: Handler>(
         },
         ReadEnd::Finished => after.unwrap_or(Read::Pending { progressed: false }),
         ReadEnd::Failed(e) => Read::Broken(e),
+        ReadEnd::Paused => Read::Paused,
+    }
+}
+
+/// What feeding body bytes to the handler came to.
+enum Fed {
+    /// All used; go on.
+    Continue,
+    /// The handler paused; the unused rest is in `held`.
+    Paused,
+    /// The response is over for the engine (cap, abort, decoding error).
+    Stop(Read),
+}
+
+/// Decodes the (content-coded) body bytes `data` and hands the output to the
+/// handler, as far as the cap and the handler's wishes allow.
+fn feed<H: Handler>(
+    content: &mut ContentDecoder,
+    mut data: &[u8],
+    cbuf: &mut [u8],
+    handler: &mut H,
+    tag: u64,
+    resp: &mut Response,
+    held: &mut Vec<u8>,
+) -> Fed {
+    loop {
+        match content.decode(data, cbuf) {
+            Ok((used, made)) => {
+                data = &data[used..];
+                let mut action = BodyAction::Continue;
+                if made > 0 {
+                    resp.bytes += made as u64;
+                    action = handler.on_body_action(tag, &cbuf[..made]);
+                }
+                if action == BodyAction::Abort {
+                    return Fed::Stop(Read::Failed(aborted()));
+                }
+                if content.capped() {
+                    resp.capped = true;
+                    return Fed::Stop(Read::Done { reusable: false });
+                }
+                if action == BodyAction::Pause {
+                    held.extend_from_slice(data);
+                    return Fed::Paused;
+                }
+                if used == 0 && made == 0 {
+                    return Fed::Continue;
+                }
+            }
+            Err(e) => return Fed::Stop(Read::Failed(e)),
+        }
     }
 }
 
@@ -265,9 +404,30 @@ pub(crate) struct Written {
 /// Writes the request until done or `WouldBlock`, noting when the first byte left.
 #[inline]
 pub(crate) fn write(conn: &mut Conn, ex: &mut Exchange, now: Instant) -> Result<Written, Error> {
-    let (done, moved) = conn.write()?;
-    if moved && ex.sent_at.is_none() {
-        ex.sent_at = Some(now);
+    let mut any = false;
+    loop {
+        let (done, moved) = conn.write()?;
+        any |= moved;
+        if moved && ex.sent_at.is_none() {
+            ex.sent_at = Some(now);
+        }
+        if !done {
+            return Ok(Written { done, moved: any });
+        }
+        // A streamed body: frame its next piece into the emptied buffer.
+        match ex.body.as_mut() {
+            Some(b) if !b.framer.is_done() && !b.waiting => {
+                conn.more_to_write();
+                b.framer
+                    .fill(&mut *b.src, &mut conn.wbuf, BODY_PIECE)
+                    .map_err(|e| {
+                        Error::new(
+                            crate::error::ErrorKind::Protocol,
+                            format!("request body source failed: {e}"),
+                        )
+                    })?;
+            }
+            _ => return Ok(Written { done, moved: any }),
+        }
     }
-    Ok(Written { done, moved })
 }

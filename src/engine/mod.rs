@@ -20,6 +20,12 @@
 //! | `attempt` | per-attempt state, the `Outcome` | |
 //! | `park` | tasks waiting outside a slot until a time | ready ones; full |
 //! | `idle` | the order connections went idle (all hosts) | the oldest |
+//! | `overrides` | a request's settings over the `Config` (pure) | the task's `Settings` |
+//! | `credentials` | cookies, URL credentials per hop (pure but for the jar) | the hop's headers |
+//!
+//! The embedder's API beyond `step`/`run` sits in two small files of the driver:
+//! `embed.rs` (`as_raw_fd`, `next_timeout`: the engine in a foreign loop) and
+//! `control.rs` (`cancel`, `resume` by tag).
 //!
 //! A task's life:
 //!
@@ -31,7 +37,10 @@
 //!
 //! Invariants:
 //! - every task pulled from the source gets exactly one `on_done` (at a `stop`, the
-//!   tasks in flight get theirs with `Cancelled`);
+//!   tasks in flight get theirs with `Cancelled`, as does one `cancel`led or whose
+//!   body the handler aborted);
+//! - a task whose body the handler paused is not read, and has no read deadline,
+//!   until `resume`;
 //! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
@@ -46,11 +55,14 @@
 pub mod api;
 mod attempt;
 mod conns;
+mod control;
+mod credentials;
 mod deadline;
 mod dial;
 mod embed;
 mod exchange;
 mod idle;
+mod overrides;
 mod park;
 mod pipeline;
 mod pool;
@@ -63,9 +75,10 @@ mod task;
 
 pub use crate::socket::raise_fd_limit;
 pub use api::{
-    Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
-    Source, Stats, Timings,
+    BodyAction, Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec,
+    ResponseHead, Source, Stats, Timings,
 };
+pub use overrides::Overrides;
 pub use shared::Shared;
 use task::{Task, TaskState};
 
@@ -113,6 +126,8 @@ enum TimerRef {
     Idle(usize),
     /// The rate limiter allows another request.
     Rate,
+    /// A task's wait for `100 Continue` is over.
+    Continue(usize),
 }
 
 /// The engine; see the module docs and `examples/fetch.rs`.
@@ -407,6 +422,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     }
                 }
                 TimerRef::Rate => self.rate_timer = false,
+                TimerRef::Continue(k) => self.continue_timer(k),
             }
         }
         self.fired = fired;
@@ -414,8 +430,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     fn set_phase(&mut self, t: usize, phase: deadline::Phase) {
         let after = match phase {
-            deadline::Phase::Connect => self.cfg.connect_timeout,
-            deadline::Phase::Read => self.cfg.read_timeout,
+            deadline::Phase::Connect => self.tasks[t].settings.connect_timeout,
+            deadline::Phase::Read => self.tasks[t].settings.read_timeout,
         };
         let d = self.deadline_ms(after);
         let tag = TimerRef::Task(t);
@@ -426,7 +442,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// Pushes the read deadline forward after progress (cheap when it has not moved).
     fn touch_read(&mut self, t: usize) {
-        let d = self.deadline_ms(self.cfg.read_timeout);
+        let d = self.deadline_ms(self.tasks[t].settings.read_timeout);
         let tag = TimerRef::Task(t);
         self.tasks[t].deadlines.touch_read(d, &mut self.wheel, tag);
     }
@@ -453,9 +469,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return;
         };
         let timeouts = deadline::Timeouts {
-            connect: self.cfg.connect_timeout,
-            read: self.cfg.read_timeout,
-            total: self.cfg.total_timeout,
+            connect: task.settings.connect_timeout,
+            read: task.settings.read_timeout,
+            total: task.settings.total_timeout,
         };
         let a = &task.a;
         let host = a.url(&task.first).host();
@@ -469,6 +485,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
+        task.wake = None;
         if task.state == TaskState::Queued {
             // A file-descriptor wait: the task kept its slot.
             self.start_attempt(t);
@@ -620,7 +637,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     }
                 }
                 if readable {
-                    self.read(t, c, hup);
+                    // A paused body is not read (`resume` reads what came meanwhile).
+                    if !self.tasks[t].paused {
+                        self.read(t, c, hup);
+                    }
                 }
             }
         }

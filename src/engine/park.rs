@@ -57,6 +57,13 @@ impl Park {
         }
     }
 
+    /// Takes `task` out of the park (the caller cancelled it): true if it was there.
+    pub fn remove(&mut self, task: usize) -> bool {
+        let before = self.heap.len();
+        self.heap.retain(|Reverse((_, _, t))| *t != task);
+        self.heap.len() < before
+    }
+
     /// Forgets every parked task (the run stopped; the engine finishes them).
     pub fn clear(&mut self) {
         self.heap.clear();
@@ -93,6 +100,20 @@ impl Park {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_takes_one_task_out() {
+        let now = Instant::now();
+        let mut p = Park::new(4);
+        p.park(1, now);
+        p.park(2, now);
+        assert!(p.remove(1));
+        assert!(!p.remove(1));
+        assert_eq!(
+            (p.len(), p.pop_ready(now), p.pop_ready(now)),
+            (1, Some(2), None)
+        );
+    }
     use std::time::Duration;
 
     #[test]

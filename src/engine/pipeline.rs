@@ -39,6 +39,7 @@ pub(super) fn pipelinable(task: &Task) -> bool {
     let m = task.spec.method.as_str();
     task.a.as_get
         || (task.spec.body.is_empty()
+            && task.spec.stream.is_none()
             && ["GET", "HEAD", "OPTIONS"]
                 .iter()
                 .any(|s| m.eq_ignore_ascii_case(s)))
@@ -179,6 +180,25 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.start_hop(t);
     }
 
+    /// Task `t`, if it waits behind others on its connection, leaves it (which then
+    /// takes no more and closes after its current response): true if it did.
+    pub(super) fn leave_behind(&mut self, t: usize) -> bool {
+        let Some(c) = self.tasks[t].a.conn else {
+            return false;
+        };
+        let Some(slot) = self.conns.get_mut(c) else {
+            return false;
+        };
+        let Some(i) = slot.behind.iter().position(|&w| w == t) else {
+            return false;
+        };
+        slot.behind.remove(i);
+        slot.doomed = true;
+        self.refresh_room(c);
+        self.tasks[t].a.conn = None;
+        true
+    }
+
     /// A deadline of task `t` fired (`--pipeline` above 1). A task behind others
     /// leaves its connection, which then closes after its current response; a
     /// pipelined request whose answer never began (the host answered fewer than
@@ -188,16 +208,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(c) = self.tasks[t].a.conn else {
             return false;
         };
+        if self.leave_behind(t) {
+            return false;
+        }
         let Some(slot) = self.conns.get_mut(c) else {
             return false;
         };
-        if let Some(i) = slot.behind.iter().position(|&w| w == t) {
-            slot.behind.remove(i);
-            slot.doomed = true;
-            self.refresh_room(c);
-            self.tasks[t].a.conn = None;
-            return false;
-        }
         let stalled = slot.task == Some(t)
             && fired == deadline::Fired::Phase(deadline::Phase::Read)
             && !slot.conn.got_response_bytes()

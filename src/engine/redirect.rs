@@ -101,12 +101,14 @@ pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Poli
     let post_like = !hop.as_get && !hop.method.eq_ignore_ascii_case("HEAD");
     let to_get = status == 303 && post_like
         || matches!(status, 301 | 302) && hop.method.eq_ignore_ascii_case("POST");
+    let record = Redirect {
+        url: hop.url.url.to_string(),
+        status,
+        location: next.url.to_string(),
+    };
     Decision::Follow {
         next,
-        record: Redirect {
-            url: hop.url.url.to_string(),
-            status,
-        },
+        record,
         as_get: hop.as_get || to_get,
     }
 }

@@ -18,6 +18,7 @@ use super::api::Request;
 use super::attempt::{self, Attempt, Identity};
 use super::deadline::{self, Deadlines, Doing};
 use super::dial::{Ctx, Dialer, Step};
+use super::overrides::Settings;
 use super::pool::{Acquire, Key};
 use super::{retry, Engine, Handler, Handoff, RequestSpec, Source, TimerRef, Timings};
 use crate::conn::{Conn, Phase};
@@ -64,6 +65,12 @@ pub(super) struct Task {
     pub(super) deadlines: Deadlines,
     /// The current attempt.
     pub(super) a: Attempt,
+    /// Its settings: the request's overrides over the `Config`.
+    pub(super) settings: Settings,
+    /// Its backoff (or file-descriptor wait) timer, while one is armed.
+    pub(super) wake: Option<crate::timer::TimerKey>,
+    /// The handler paused the body (`BodyAction::Pause`) and has not resumed it.
+    pub(super) paused: bool,
 }
 
 impl Task {
@@ -128,6 +135,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 return;
             }
         };
+        let settings = Settings::of(&self.cfg, req.spec.overrides.as_deref());
         let t = self.tasks.insert(Task {
             tag: req.tag,
             input: req.url,
@@ -137,6 +145,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
             state: TaskState::Queued,
             deadlines: Deadlines::default(),
             a: Attempt::default(),
+            settings,
+            wake: None,
+            paused: false,
         });
         self.active += 1;
         self.start_attempt(t);
@@ -146,6 +157,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn start_attempt(&mut self, t: usize) {
         let task = &mut self.tasks[t];
         task.a = Attempt::default();
+        task.paused = false;
         task.deadlines.set_total(None);
         self.start_hop(t);
     }
@@ -154,7 +166,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// paused while a later hop waited for a slot.
     pub(super) fn begin_clock(&mut self, t: usize) {
         if self.tasks[t].a.started.is_none() {
-            let total = self.cfg.total_timeout.map(|d| self.deadline_ms(d));
+            let total = self.tasks[t]
+                .settings
+                .total_timeout
+                .map(|d| self.deadline_ms(d));
             let task = &mut self.tasks[t];
             task.a.started = Some(self.now);
             task.a.timings = Timings::default();
@@ -309,7 +324,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         task.state = TaskState::Queued;
         let at = self.deadline_ms(Duration::from_millis(ms));
-        self.wheel.insert(at, TimerRef::Wake(t));
+        self.tasks[t].wake = Some(self.wheel.insert(at, TimerRef::Wake(t)));
     }
 
     /// The task gives back the pool slot it reserved for a dial.

@@ -197,6 +197,15 @@ pub struct Opts {
         value_name = "UA"
     )]
     pub user_agent: Option<String>,
+    /// Send these cookies with every request: 'name=value; name2=value2' (joined
+    /// after a -H Cookie header's).
+    #[arg(help_heading = "Request", long = "cookie", value_name = "'N=V; …'", value_parser = parse_cookie_pairs)]
+    pub cookie: Option<String>,
+    /// Keep a cookie jar in FILE (curl's cookie-file format): read at start if it
+    /// exists, Set-Cookie stored during the run (shared by all workers), written at
+    /// the end. Like curl's -b FILE and -c FILE together.
+    #[arg(help_heading = "Request", long = "cookie-jar", value_name = "FILE")]
+    pub cookie_jar: Option<PathBuf>,
     /// Read at most this many decoded body bytes.
     #[arg(help_heading = "Request", long = "max-body", default_value_t = 1_048_576, allow_negative_numbers = true, value_parser = clap::value_parser!(u64))]
     pub max_body: u64,
@@ -369,7 +378,37 @@ fn parse_header(h: &str) -> Result<(String, String), String> {
     Ok((n.to_string(), v.trim().to_string()))
 }
 
+/// `--cookie 'n=v; …'`: at least one pair, nothing that would break the header.
+fn parse_cookie_pairs(s: &str) -> Result<String, String> {
+    if s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("contains a control character".into());
+    }
+    let pairs = volley::cookie::parse_pairs(s);
+    if pairs.is_empty() {
+        return Err("expected 'name=value; name2=value2'".into());
+    }
+    Ok(pairs
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
 impl Opts {
+    /// The cookie jar of `--cookie-jar`, loaded from its file when that exists.
+    pub fn cookie_jar(&self) -> Result<Option<volley::cookie::Jar>, String> {
+        let Some(path) = &self.cookie_jar else {
+            return Ok(None);
+        };
+        let mut jar = volley::cookie::Jar::default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        volley::cookie::file::load(&mut jar, path, now)
+            .map_err(|e| format!("--cookie-jar {}: {e}", path.display()))?;
+        Ok(Some(jar))
+    }
+
     /// Where targets come from; errors name the options that cannot be combined.
     pub fn targets(&self) -> Result<crate::input::Targets, String> {
         use crate::input::Targets;
@@ -452,6 +491,9 @@ impl Opts {
             tls: Some(tls),
             peer_info: self.ip,
             tls_info: self.tls_info,
+            cookies: self
+                .cookie_jar()?
+                .map(|j| std::sync::Arc::new(std::sync::Mutex::new(j))),
             ..Config::default()
         })
     }
@@ -483,6 +525,16 @@ impl Opts {
                 headers.insert(0, ("User-Agent".to_string(), ua.clone()));
             }
         }
+        if let Some(c) = &self.cookie {
+            match headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            {
+                Some((_, v)) if !v.is_empty() => *v = format!("{v}; {c}"),
+                Some((_, v)) => *v = c.clone(),
+                None => headers.push(("Cookie".to_string(), c.clone())),
+            }
+        }
         let body = match &self.data {
             None => Vec::new(),
             Some(d) => match d.strip_prefix('@') {
@@ -494,6 +546,7 @@ impl Opts {
             method: m,
             headers,
             body,
+            ..RequestSpec::default()
         })
     }
 }

@@ -37,8 +37,29 @@ fn main() {
     }
     let opts = cli::Opts::parse_from(args);
     let job = job(&opts);
+    let jar = job.cfg.cookies.clone();
     let stop = install_signal_handlers();
-    std::process::exit(run::run(job, &stop));
+    let code = run::run(job, &stop);
+    std::process::exit(save_cookies(&opts, jar, code));
+}
+
+/// `--cookie-jar FILE`: writes the jar at the end of the run (after a stop too);
+/// a failure to write is exit 1.
+fn save_cookies(opts: &cli::Opts, jar: Option<Arc<Mutex<volley::cookie::Jar>>>, code: i32) -> i32 {
+    let (Some(path), Some(jar)) = (&opts.cookie_jar, jar) else {
+        return code;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let jar = jar.lock().unwrap_or_else(|p| p.into_inner());
+    match volley::cookie::file::save(&jar, path, now) {
+        Ok(()) => code,
+        Err(e) => {
+            say(&format!("volley: --cookie-jar {}: {e}\n", path.display()));
+            1
+        }
+    }
 }
 
 /// Writes `text` to stderr. Unlike `eprint!`, a closed or broken stderr is ignored

@@ -27,5 +27,6 @@ pub fn outcome(n: u64, status: Option<u16>, error: Option<ErrorKind>) -> Outcome
         attempts: 1,
         peer: None,
         tls: None,
+        headers: None,
     }
 }
