@@ -43,6 +43,9 @@ mod conns;
 mod deadline;
 mod dial;
 mod exchange;
+// Phase 1: the seam and its tests; the driver uses it once the engine work lands.
+#[allow(dead_code, unused_imports)]
+mod politeness;
 mod pool;
 mod rate;
 mod redirect;
