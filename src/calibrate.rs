@@ -1,6 +1,8 @@
 //! Per-host soft-404 calibration, the pure part: which random URLs to ask a host for,
 //! the [`Signature`] its answers make, and the verdict on a target's result. Sans-IO:
-//! the engine sends the probes and feeds back what came back.
+//! the engine sends the probes and feeds back what came back. [`adapter`] puts it in
+//! front of an engine (a `Source` and a `Handler` wrapper), for the binary and
+//! embedders alike.
 //!
 //! Invariants:
 //! - Probes are shaped like the host's targets (same base, same extensions, same
@@ -17,6 +19,10 @@
 
 use crate::fingerprint::{Fingerprint, Fingerprinter, Removal, Variants, Want};
 use url::{Position, Url};
+
+pub mod adapter;
+mod table;
+pub use adapter::{calibrated, CalibratedHandler, CalibratedSource, Verdict, VerdictHandler};
 
 /// Random words per host (each also tried with every `-x` extension).
 pub const DEFAULT_WORDS: usize = 3;

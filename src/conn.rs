@@ -97,6 +97,8 @@ pub struct Conn {
     pub received: u64,
     /// The TLS session, for https.
     pub tls: Option<Box<rustls::ClientConnection>>,
+    /// Its details, read on first request (`Config::tls_info`).
+    tls_info: Option<std::sync::Arc<crate::engine::api::TlsInfo>>,
 }
 
 fn is_reset(e: &io::Error) -> bool {
@@ -122,6 +124,16 @@ pub fn connect_error(e: &io::Error, peer: &Peer) -> Error {
 }
 
 impl Conn {
+    /// The TLS details, read once per connection (`None` without TLS).
+    pub fn tls_info(&mut self) -> Option<std::sync::Arc<crate::engine::api::TlsInfo>> {
+        let tls = self.tls.as_deref()?;
+        Some(
+            self.tls_info
+                .get_or_insert_with(|| std::sync::Arc::new(crate::engine::api::TlsInfo::of(tls)))
+                .clone(),
+        )
+    }
+
     /// Starts a non-blocking connect to `peer`.
     pub fn connect(peer: Peer, limits: Limits) -> io::Result<Conn> {
         let sock = Socket::connect(&peer)?;
@@ -136,6 +148,7 @@ impl Conn {
             served: 0,
             received: 0,
             tls: None,
+            tls_info: None,
         })
     }
 
@@ -153,7 +166,8 @@ impl Conn {
     }
 
     /// Drives the handshake: `Ok(true)` once complete, `Ok(false)` while it waits
-    /// for the peer, `Err` (kind `tls`) when it failed.
+    /// for the peer, `Err` when it failed: kind `tls` when TLS itself failed,
+    /// `closed` when the TCP connection closed or reset under it.
     pub fn handshake(&mut self) -> Result<bool, Error> {
         let tls = self.tls.as_mut().expect("handshake without TLS");
         loop {
@@ -162,9 +176,7 @@ impl Conn {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        return Err(Error::new(ErrorKind::Tls, format!("TLS handshake: {e}")))
-                    }
+                    Err(e) => return Err(handshake_io_error(e)),
                 }
             }
             if !tls.is_handshaking() {
@@ -173,7 +185,7 @@ impl Conn {
             match tls.read_tls(&mut self.sock) {
                 Ok(0) => {
                     return Err(Error::new(
-                        ErrorKind::Tls,
+                        ErrorKind::Closed,
                         "connection closed during the TLS handshake",
                     ))
                 }
@@ -190,7 +202,7 @@ impl Conn {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::new(ErrorKind::Tls, format!("TLS handshake: {e}"))),
+                Err(e) => return Err(handshake_io_error(e)),
             }
         }
     }
@@ -478,6 +490,21 @@ fn write_tls(
             Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
         }
     }
+}
+
+/// A socket error during the TLS handshake: the peer closed or reset the TCP
+/// connection (`closed`, retryable like any other close) — not a TLS failure, which
+/// only the TLS layer itself reports.
+fn handshake_io_error(e: io::Error) -> Error {
+    let what = if is_reset(&e) {
+        "connection reset"
+    } else {
+        "connection failed"
+    };
+    Error::new(
+        ErrorKind::Closed,
+        format!("{what} during the TLS handshake: {e}"),
+    )
 }
 
 /// A failed send: the peer closed or reset the connection.

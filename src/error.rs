@@ -7,7 +7,11 @@
 use std::fmt;
 
 /// The stable set of error kinds a request can end with.
+///
+/// Non-exhaustive: the library may add kinds of its own (like [`ErrorKind::Cancelled`])
+/// that the contract's output never shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The target is not a usable http/https URL.
     InvalidUrl,
@@ -35,10 +39,15 @@ pub enum ErrorKind {
     TooManyRedirects,
     /// Every address of the target is outside the allow list or inside the deny list.
     Denied,
+    /// Library only, never in the contract's output: the request was in flight when
+    /// `Config::stop` turned true (or the embedder cancelled it). A caller that
+    /// records results should not record it, so a resumed run redoes the request.
+    Cancelled,
 }
 
 impl ErrorKind {
-    /// Every kind, in the contract's order.
+    /// Every kind of the contract, in its order (without the library-only
+    /// [`ErrorKind::Cancelled`]).
     pub const ALL: [ErrorKind; 13] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
@@ -71,6 +80,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::TooManyRedirects => "too_many_redirects",
             ErrorKind::Denied => "denied",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }

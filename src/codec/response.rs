@@ -7,7 +7,8 @@
 //!   never consumed, so the caller keeps them and appends the next read;
 //! - a head larger than `Limits::max_head` or with more than `Limits::max_headers`
 //!   fields is a `protocol` error, never unbounded growth;
-//! - 1xx interim responses are consumed and skipped; the first final response counts;
+//! - 1xx interim responses are consumed and skipped, at most [`MAX_INTERIM`] of them
+//!   per response; the first final response counts;
 //! - framing is chosen in [`Framing::choose`] and nowhere else;
 //! - after `End`, [`ResponseDecoder::reusable`] says whether the connection may carry
 //!   another request (keep-alive, a self-delimited body, no conflicting framing).
@@ -158,7 +159,14 @@ pub struct ResponseDecoder {
     state: State,
     fields: Vec<FieldSpan>,
     reusable: bool,
+    /// Interim (1xx) heads skipped for the current response.
+    interim: usize,
 }
+
+/// Interim (1xx) responses accepted before the final one; more is `protocol` (a
+/// peer sending 1xx heads forever would otherwise never end, even under no
+/// timeout).
+pub const MAX_INTERIM: usize = 16;
 
 fn perr(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::Protocol, detail)
@@ -205,6 +213,7 @@ impl ResponseDecoder {
             state: State::Head,
             fields: Vec::new(),
             reusable: false,
+            interim: 0,
         }
     }
 
@@ -214,6 +223,7 @@ impl ResponseDecoder {
         self.state = State::Head;
         self.fields.clear();
         self.reusable = false;
+        self.interim = 0;
     }
 
     /// The header fields of the last head, as ranges of the input that held it.
@@ -346,6 +356,12 @@ impl ResponseDecoder {
             }
             let code = resp.code.unwrap_or(0);
             if (100..200).contains(&code) && code != 101 {
+                self.interim += 1;
+                if self.interim > MAX_INTERIM {
+                    return Err(perr(format!(
+                        "more than {MAX_INTERIM} interim (1xx) responses"
+                    )));
+                }
                 start += len;
                 continue;
             }

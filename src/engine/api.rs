@@ -3,7 +3,8 @@
 //! [`Outcome`] per request).
 //!
 //! Invariants: every request pulled from the source gets exactly one
-//! [`Handler::on_done`]; `on_head` and `on_body` are only called for the final
+//! [`Handler::on_done`] (one cancelled by `Config::stop` with
+//! [`crate::error::ErrorKind::Cancelled`]); `on_head` and `on_body` are only called for the final
 //! response (not for redirects that are followed), and never after `on_done`.
 
 use crate::codec::response::FieldSpan;
@@ -53,15 +54,21 @@ pub trait Source {
     /// The next request, or `None` when there are no more (for now: the engine asks
     /// again after a request finishes, so a source may return `None` while it waits).
     fn next_request(&mut self) -> Option<Request>;
-    /// True once the source will never return another request.
-    fn is_exhausted(&self) -> bool {
-        true
-    }
+    /// True once the source will never return another request. Asked only after
+    /// `next_request` returned `None`; a source that may still produce requests
+    /// (a stream waiting for input) answers false, and the engine asks again later.
+    /// Required (no default): a wrong default would end a streaming source early.
+    fn is_exhausted(&self) -> bool;
 }
 
 impl<I: Iterator<Item = Request>> Source for std::iter::Fuse<I> {
     fn next_request(&mut self) -> Option<Request> {
         self.next()
+    }
+
+    /// A fused iterator that returned `None` never returns anything else.
+    fn is_exhausted(&self) -> bool {
+        true
     }
 }
 
@@ -160,6 +167,48 @@ pub struct Outcome {
     pub timings: Timings,
     /// Attempts made (1 when not retried).
     pub attempts: u32,
+    /// Peer address of the final connection (with [`Config::peer_info`]; `None`
+    /// otherwise, and over a Unix socket).
+    pub peer: Option<std::net::SocketAddr>,
+    /// TLS details of the final connection (with [`Config::tls_info`], for https).
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What `--tls-info` reports of a connection: read once per connection, shared by
+/// every outcome on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Protocol version (`TLSv1_3`).
+    pub version: String,
+    /// Cipher suite (`TLS13_AES_128_GCM_SHA256`).
+    pub cipher: String,
+    /// The peer's leaf certificate (DER), if it sent one.
+    pub leaf: Option<Vec<u8>>,
+}
+
+impl TlsInfo {
+    /// Reads it off a rustls connection whose handshake is done.
+    pub(crate) fn of(c: &rustls::ClientConnection) -> TlsInfo {
+        TlsInfo {
+            version: c
+                .protocol_version()
+                .map_or_else(String::new, |v| format!("{v:?}")),
+            cipher: c
+                .negotiated_cipher_suite()
+                .map_or_else(String::new, |s| format!("{:?}", s.suite())),
+            leaf: c
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|cert| cert.as_ref().to_vec()),
+        }
+    }
+
+    /// The leaf certificate's subject CN, SANs, issuer, not-after and SPKI pin.
+    pub fn certificate(&self) -> Option<crate::fingerprint::cert::CertInfo> {
+        self.leaf
+            .as_deref()
+            .and_then(crate::fingerprint::cert::parse)
+    }
 }
 
 /// Callbacks for responses. Only `on_done` is required.
@@ -177,9 +226,11 @@ pub trait Handler {
 pub struct Config {
     /// Requests in flight at most.
     pub concurrency: usize,
-    /// Connections per scheme/host/port at most (0 = no limit).
+    /// Connections per scheme/host/port at most (0 = no limit), in all engines that
+    /// share `shared` together.
     pub per_host: usize,
-    /// New requests per second at most (0 = no limit).
+    /// New requests per second at most (0 = no limit), in all engines that share
+    /// `shared` together (the first engine's figure sets the pace).
     pub rate: f64,
     /// Resolution + TCP connect + TLS handshake of one connection.
     pub connect_timeout: Duration,
@@ -195,6 +246,9 @@ pub struct Config {
     pub follow: bool,
     /// Most redirects followed.
     pub max_redirects: u32,
+    /// Send `Authorization` and `Cookie` on redirect hops to other schemes, hosts or
+    /// ports too (curl's `--location-trusted`); by default they are dropped there.
+    pub location_trusted: bool,
     /// Most decoded body bytes read per response.
     pub max_body: u64,
     /// Keep connections alive and reuse them.
@@ -218,14 +272,28 @@ pub struct Config {
     /// Response head limits.
     pub limits: Limits,
     /// `--allow` / `--deny`: checked after resolution, before any connection, on
-    /// every hop; a target left with no permitted address is `denied`.
+    /// every hop; a target left with no permitted address is `denied`. With a
+    /// `proxy`, the target is judged (its name resolved locally first: the local
+    /// resolver sees it) and every address it has must be permitted; the proxy's
+    /// own address is not judged, and a denied target sends nothing to it.
     pub addresses: crate::cidr::AddressPolicy,
     /// TLS client configuration shared by all https connections (see
     /// [`crate::tls::client_config`]); `None` = verify against the built-in web roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// When it turns true (say from a signal handler), `run` returns at once:
-    /// finished requests have had their `on_done`, unfinished ones get none.
+    /// State shared with other engines built from clones of this `Config` (the
+    /// binary's workers): `rate` and `per_host` are totals across them. A fresh one
+    /// per `Config::default()`; give engines that must not share a
+    /// `Shared::new()` each.
+    pub shared: super::Shared,
+    /// When it turns true (say from a signal handler), `run` returns at once and
+    /// `step` starts nothing new: every request in flight then gets its one `on_done`
+    /// with [`crate::error::ErrorKind::Cancelled`] (at the end of the turn that saw
+    /// the flag), so "exactly one `on_done` per request pulled" holds.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Report the final connection's peer address ([`Outcome::peer`]).
+    pub peer_info: bool,
+    /// Report the final connection's TLS details ([`Outcome::tls`]).
+    pub tls_info: bool,
 }
 
 impl Default for Config {
@@ -241,6 +309,7 @@ impl Default for Config {
             retry_backoff: Duration::from_millis(200),
             follow: false,
             max_redirects: 10,
+            location_trusted: false,
             max_body: 1 << 20,
             keepalive: true,
             idle_timeout: Duration::from_secs(30),
@@ -252,7 +321,10 @@ impl Default for Config {
             limits: Limits::default(),
             addresses: crate::cidr::AddressPolicy::default(),
             tls: None,
+            shared: super::Shared::new(),
             stop: None,
+            peer_info: false,
+            tls_info: false,
         }
     }
 }

@@ -41,6 +41,10 @@ pub(crate) struct Attempt {
     pub dial: Option<Dialer>,
     /// The current hop's exchange.
     pub exchange: Exchange,
+    /// The current hop's peer (with `Config::peer_info`).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The current hop's TLS details (with `Config::tls_info`).
+    pub tls: Option<std::sync::Arc<super::api::TlsInfo>>,
 }
 
 impl Attempt {
@@ -98,5 +102,7 @@ pub(crate) fn outcome(
         redirects: std::mem::take(&mut a.redirects),
         timings,
         attempts: id.attempts,
+        peer: a.peer,
+        tls: a.tls.take(),
     }
 }

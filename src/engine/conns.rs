@@ -1,6 +1,7 @@
 //! The engine's connections: the slab slot each lives in, and moving a request over
-//! them — opening what a dialer started, sending, reading, and handing a finished
-//! connection to the pool or closing it.
+//! them — opening what a dialer started, sending, reading (also after a failed write,
+//! and before a read deadline is declared), and handing a finished connection to the
+//! pool or closing it.
 //!
 //! Part of the driver with `mod.rs` and `task.rs`; the bytes themselves are
 //! `exchange`'s, the counting the `pool`'s.
@@ -17,10 +18,10 @@ use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
 use super::pool::Key;
 use super::redirect::{self, Decision};
 use super::task::{still_waiting, TaskState};
-use super::{deadline, Engine, Handler, Source, TimerRef};
+use super::{deadline, Engine, Handler, Handoff, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
-use crate::conn::Conn;
+use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::timer::TimerKey;
 use mio::{Interest, Token};
@@ -94,6 +95,23 @@ impl<S: Source, H: Handler> Engine<S, H> {
         };
         let cur = task.a.url(&task.first);
         let via_proxy = self.cfg.proxy.as_ref().filter(|_| !cur.tls);
+        // A redirect hop carries only what curl's rules allow of the user's headers
+        // (allocating only when something is dropped).
+        let carry = match &task.a.hop {
+            Some(next) => {
+                redirect::carries(&task.first, next, task.a.as_get, self.cfg.location_trusted)
+            }
+            None => redirect::Carry::ALL,
+        };
+        let kept: Option<Vec<(String, String)>> = (carry != redirect::Carry::ALL
+            && spec.headers.iter().any(|(n, _)| !carry.keeps(n)))
+        .then(|| {
+            spec.headers
+                .iter()
+                .filter(|(n, _)| carry.keeps(n))
+                .cloned()
+                .collect()
+        });
         let started = exchange::start(
             &mut self.conns[c].conn,
             &RequestHead {
@@ -105,7 +123,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 host: cur.host_for_header(),
                 port: cur.explicit_port(),
                 defaults: &DEFAULT_HEADERS,
-                headers: &spec.headers,
+                headers: kept.as_deref().unwrap_or(&spec.headers),
                 body,
                 close: !self.cfg.keepalive,
                 proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),
@@ -117,6 +135,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         task.state = TaskState::Exchanging;
         task.a.exchange = Exchange::default();
+        if self.cfg.peer_info {
+            task.a.peer = match self.conns[c].conn.peer {
+                crate::socket::Peer::Tcp(a) => Some(a),
+                crate::socket::Peer::Unix(_) => None,
+            };
+        }
+        if self.cfg.tls_info {
+            task.a.tls = self.conns[c].conn.tls_info();
+        }
         self.set_phase(t, deadline::Phase::Read);
         self.write(t, c);
     }
@@ -125,7 +152,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// already signalled.
     pub(super) fn write(&mut self, t: usize, c: usize) {
         let slot = &mut self.conns[c];
-        let reused = slot.conn.served > 0;
         match exchange::write(&mut slot.conn, &mut self.tasks[t].a.exchange, self.now) {
             Ok(w) => {
                 if w.moved {
@@ -135,13 +161,26 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     self.read(t, c, true);
                 }
             }
-            Err(e) => self.exchange_failed(t, c, e, reused),
+            Err(e) => {
+                // The peer may have answered before closing (a 413 while the body
+                // was still being sent): read what it sent first, as curl does.
+                let conn = &mut self.conns[c].conn;
+                conn.phase = Phase::Reading;
+                self.read_turn(t, c, true, Some(e));
+            }
         }
     }
 
     /// Reads the response on `c`, deciding redirects at its head, and acts on how
     /// the read turn ended.
+    #[inline]
     pub(super) fn read(&mut self, t: usize, c: usize, drain: bool) {
+        self.read_turn(t, c, drain, None);
+    }
+
+    /// A read turn; after a failed write (`write_error`), a response that is not
+    /// complete in what the peer sent is the write's failure.
+    fn read_turn(&mut self, t: usize, c: usize, drain: bool, write_error: Option<Error>) {
         let slot = &mut self.conns[c];
         let reused = slot.conn.served > 0;
         let task = &mut self.tasks[t];
@@ -193,6 +232,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
             },
         );
+        let read = match (read, write_error) {
+            (Read::Pending { .. }, Some(e)) => Read::Broken(e),
+            (Read::Broken(_), Some(e)) if !self.conns[c].conn.got_response_bytes() => {
+                Read::Broken(e)
+            }
+            // The request never went out whole: the connection is not reused.
+            (Read::Done { .. }, Some(_)) => Read::Done { reusable: false },
+            (read, _) => read,
+        };
         match read {
             Read::Pending { progressed } => {
                 if progressed {
@@ -253,7 +301,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
             .pool
             .put_idle(slot.key(), c, |w| still_waiting(tasks, w))
         {
-            self.reuse_for(w, c);
+            self.hand_off(Handoff::Reuse(w, c));
+            return;
+        }
+        // Another engine waits for this host's slot: free it rather than keep it.
+        if self.cfg.per_host > 0 && self.cfg.shared.wanted_elsewhere(slot.key(), self.member.id) {
+            self.remove_idle(c);
+            self.close_conn(c);
             return;
         }
         let at = self.deadline_ms(self.cfg.idle_timeout);
@@ -272,9 +326,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(slot) = self.drop_conn_socket(c) else {
             return;
         };
+        if self.cfg.per_host > 0 {
+            self.cfg.shared.closed(slot.key(), self.member.id);
+        }
         let tasks = &self.tasks;
         if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
+            self.hand_off(Handoff::Start(w));
         }
     }
 
@@ -287,5 +344,29 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         let _ = self.poll.registry().deregister(&mut slot.conn.sock);
         Some(slot)
+    }
+
+    /// Before a read (or total) deadline is declared: bytes may be waiting that the
+    /// loop has not handled yet (a turn with more ready connections than one poll
+    /// returns, or a handler that stalled the loop). Reads (or writes) what is
+    /// there; true when the task moved on — finished or failed, or (a read
+    /// deadline only) progressed and re-armed it — so the deadline is not declared.
+    /// The total is declared unless the response completed: a peer that always has
+    /// a few bytes waiting must not outrun `--timeout`.
+    pub(super) fn look_first(&mut self, t: usize, total: bool) -> bool {
+        let task = &self.tasks[t];
+        let Some(c) = task.a.conn.filter(|_| task.state == TaskState::Exchanging) else {
+            return false;
+        };
+        match self.conns.get(c).map(|s| s.conn.phase) {
+            Some(Phase::Reading) => self.read(t, c, true),
+            Some(Phase::Writing) => self.write(t, c),
+            _ => return false,
+        }
+        self.tasks.get(t).is_none_or(|task| {
+            !total && task.deadlines.is_armed()
+                || task.state != TaskState::Exchanging
+                || task.a.conn != Some(c)
+        })
     }
 }

@@ -11,8 +11,10 @@
 //! - a task has at most one wheel entry, at `min(phase, total)`;
 //! - when the entry fires, [`Deadlines::fired`] says which deadline is really due, or
 //!   re-arms when the phase deadline has moved since (read progress);
-//! - a task waiting for a slot has no phase deadline (only a redirect hop's total
-//!   keeps running), so no deadline fires for a request that has not started.
+//! - a task waiting for a slot has no deadline at all, so no deadline fires for a
+//!   request that has not started; a redirect hop that waits for a per-host slot
+//!   pauses the attempt's total ([`Deadlines::suspend`]) and resumes it with the
+//!   budget that was left ([`Deadlines::resume`]): slot waits never count.
 
 use crate::error::{Error, ErrorKind};
 use crate::timer::{TimerKey, Wheel};
@@ -71,6 +73,8 @@ pub(crate) struct Deadlines {
     phase: Phase,
     phase_at: u64,
     total_at: Option<u64>,
+    /// The total's budget left while it is paused (a hop waiting for a slot).
+    total_left: Option<u64>,
     timer: Option<TimerKey>,
 }
 
@@ -80,6 +84,7 @@ impl Default for Deadlines {
             phase: Phase::Connect,
             phase_at: 0,
             total_at: None,
+            total_left: None,
             timer: None,
         }
     }
@@ -90,6 +95,12 @@ impl Deadlines {
     /// the next arming.
     pub fn set_total(&mut self, at: Option<u64>) {
         self.total_at = at;
+        self.total_left = None;
+    }
+
+    /// True while a wheel entry is armed.
+    pub fn is_armed(&self) -> bool {
+        self.timer.is_some()
     }
 
     /// Removes the wheel entry; no deadline runs until the next arming.
@@ -123,13 +134,20 @@ impl Deadlines {
         }
     }
 
-    /// Waiting for a slot: no phase deadline; the total keeps running if it has
-    /// started (a redirect hop).
-    pub fn suspend<T>(&mut self, wheel: &mut Wheel<T>, tag: T) {
+    /// Waiting for a slot at `now`: no deadline runs. A total that has started (a
+    /// redirect hop) is paused with the budget it has left.
+    pub fn suspend<T>(&mut self, now: u64, wheel: &mut Wheel<T>) {
         self.cancel(wheel);
-        if self.total_at.is_some() {
-            self.phase_at = u64::MAX;
-            self.arm(wheel, tag);
+        if let Some(at) = self.total_at.take() {
+            self.total_left = Some(at.saturating_sub(now));
+        }
+    }
+
+    /// The wait is over at `now`: a paused total runs again with the budget it had
+    /// left. Takes effect at the next arming.
+    pub fn resume(&mut self, now: u64) {
+        if let Some(left) = self.total_left.take() {
+            self.total_at = Some(now.saturating_add(left));
         }
     }
 
@@ -293,14 +311,19 @@ mod tests {
         assert_eq!((w.len(), w.next_deadline()), (1, Some(30)));
         d.cancel(&mut w);
         assert_eq!(d.fired(30, &mut w, 1), Some(Fired::Phase(Phase::Read)));
-        // Waiting for a slot in a redirect hop: only the total runs.
-        d.suspend(&mut w, 1);
-        assert_eq!((w.len(), w.next_deadline()), (1, Some(40)));
-        w.advance(40, &mut out);
-        assert_eq!(d.fired(40, &mut w, 1), Some(Fired::Total));
+        // Waiting for a slot in a redirect hop at 30: nothing runs, and the total's
+        // 10 ms left resume when the wait ends at 50.
+        d.suspend(30, &mut w);
+        assert!(w.is_empty());
+        d.resume(50);
+        d.set_phase(Phase::Read, 100, &mut w, 1);
+        assert_eq!((w.len(), w.next_deadline()), (1, Some(60)));
+        w.advance(60, &mut out);
+        assert_eq!(d.fired(60, &mut w, 1), Some(Fired::Total));
         d.cancel(&mut w);
         d.set_total(None);
-        d.suspend(&mut w, 1);
-        assert!(w.is_empty());
+        d.suspend(60, &mut w);
+        d.resume(70);
+        assert!(w.is_empty() && d.total_at.is_none());
     }
 }

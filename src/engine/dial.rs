@@ -1,6 +1,12 @@
 //! The way to a ready connection, as a state machine of its own:
 //! resolve → address policy → connect (address after address) → proxy tunnel → TLS.
 //!
+//! With `--proxy` and an address policy, the policy judges the *target*, never the
+//! proxy: the target's name is resolved locally first (which shows the name to the
+//! local resolver, though the proxy resolves it again itself), and every address it
+//! has must be permitted, since the proxy picks one; only then is the proxy resolved
+//! and dialed. A denied target sends nothing to the proxy.
+//!
 //! A [`Dialer`] belongs to one hop of one task. The engine feeds it the resolver's
 //! answer, the new connection's readiness and the time, and it answers with a
 //! [`Step`]: wait, open this socket, drop that one and try the next address, out of
@@ -13,8 +19,9 @@
 //!   lack of file descriptors is not counted as a try);
 //! - when every address has failed, the error is the last connect error;
 //! - the stage timings are measured from the moment the stage began: `dns` from the
-//!   dialer's start, `connect` from the socket's start (plus the proxy tunnel), `tls`
-//!   from the connected (or tunneled) socket;
+//!   dialer's start (`None` when no lookup ran: an IP literal, a `--resolve` pin),
+//!   `connect` from the first address's connect, so it covers every address tried
+//!   (plus the proxy tunnel), `tls` from the connected (or tunneled) socket;
 //! - the dialer holds one connection at a time today; the state is per dial, so a
 //!   later happy-eyeballs dialer can hold several.
 
@@ -35,6 +42,9 @@ use std::time::Instant;
 pub(crate) enum Step {
     /// Wait for readiness (or the resolver).
     Pending,
+    /// Look up [`Dialer::lookup`]'s name and hand the answer to
+    /// [`Dialer::resolved`] (the proxy's, once the target was judged).
+    Lookup,
     /// Register this new connection, then hand it to [`Dialer::opened`] (or, when
     /// registration fails, call [`Dialer::open_failed`]).
     Open(Conn),
@@ -74,6 +84,13 @@ pub(crate) fn dial_to<'a>(cfg: &'a Config, target: &'a Target) -> (&'a str, u16)
     }
 }
 
+/// True when finding `host`'s addresses is a lookup (not an IP literal, not a
+/// `--resolve` pin): only then is a `dns` time reported.
+fn looked_up(cfg: &Config, host: &str, port: u16) -> bool {
+    host.parse::<std::net::IpAddr>().is_err()
+        && !cfg.resolve.iter().any(|(h, p, _)| h == host && *p == port)
+}
+
 /// True when an error says the process is out of file descriptors.
 fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
@@ -92,8 +109,14 @@ pub(crate) struct Dialer {
     next: usize,
     last_error: Option<Error>,
     stage_start: Instant,
+    /// When the first address's connect began.
+    connect_start: Option<Instant>,
     /// A readable event arrived while the CONNECT request was still being written.
     readable: bool,
+    /// The target was resolved and judged by the policy (through a proxy).
+    judged: bool,
+    /// A name lookup ran (for the `dns` time).
+    looked_up: bool,
 }
 
 impl Dialer {
@@ -104,7 +127,26 @@ impl Dialer {
             next: 0,
             last_error: None,
             stage_start: now,
+            connect_start: None,
             readable: false,
+            judged: false,
+            looked_up: false,
+        }
+    }
+
+    /// True while the target is to be resolved and judged before the proxy is
+    /// dialed (see the module docs).
+    fn judging(&self, cfg: &Config) -> bool {
+        !self.judged && cfg.proxy.is_some() && cfg.unix_socket.is_none() && !cfg.addresses.is_open()
+    }
+
+    /// The name (and port, for `--resolve` pins) to look up now: the target's while
+    /// it is judged, else where the connection goes.
+    pub fn lookup<'a>(&self, cfg: &'a Config, target: &'a Target) -> (&'a str, u16) {
+        if self.judging(cfg) {
+            (target.host(), target.port)
+        } else {
+            dial_to(cfg, target)
         }
     }
 
@@ -119,10 +161,32 @@ impl Dialer {
         self.next(ctx)
     }
 
-    /// The resolver answered: applies `--allow`/`--deny`, then connects.
+    /// The resolver answered: applies `--allow`/`--deny`, then connects (or, for
+    /// a target judged through a proxy, asks for the proxy's lookup).
     pub fn resolved(&mut self, addrs: Addrs, ctx: Ctx<'_>, timings: &mut Timings) -> Step {
         let policy = &ctx.cfg.addresses;
-        let addrs = if policy.is_open() || addrs.iter().all(|&a| policy.permits(a)) {
+        let (host, port) = self.lookup(ctx.cfg, ctx.target);
+        self.looked_up |= looked_up(ctx.cfg, host, port);
+        if self.judging(ctx.cfg) {
+            if let Some(bad) = addrs.iter().find(|&&a| !policy.permits(a)) {
+                let error = Error::new(
+                    ErrorKind::Denied,
+                    format!(
+                        "{} has address {bad}, outside --allow or inside --deny (through \
+                         --proxy every address must be permitted: the proxy picks one)",
+                        ctx.target.host()
+                    ),
+                );
+                return Step::Failed {
+                    error,
+                    final_: true,
+                };
+            }
+            self.judged = true;
+            return Step::Lookup;
+        }
+        let open = policy.is_open() || ctx.cfg.proxy.is_some();
+        let addrs = if open || addrs.iter().all(|&a| policy.permits(a)) {
             addrs
         } else {
             let allowed: Vec<_> = addrs
@@ -147,7 +211,9 @@ impl Dialer {
             }
             allowed.into()
         };
-        timings.dns = Some(ctx.now.duration_since(self.stage_start));
+        timings.dns = self
+            .looked_up
+            .then(|| ctx.now.duration_since(self.stage_start));
         self.addrs = Some(addrs);
         self.next = 0;
         self.next(ctx)
@@ -180,6 +246,7 @@ impl Dialer {
             };
             self.next += 1;
             self.stage_start = ctx.now;
+            self.connect_start.get_or_insert(ctx.now);
             match Conn::connect(peer.clone(), ctx.cfg.limits) {
                 Ok(conn) => return Step::Open(conn),
                 Err(e) if is_fd_exhaustion(&e) => {
@@ -256,7 +323,8 @@ impl Dialer {
         match conn.finish_connect() {
             Ok(false) => Step::Pending,
             Ok(true) => {
-                timings.connect = Some(ctx.now.duration_since(self.stage_start));
+                let began = self.connect_start.unwrap_or(self.stage_start);
+                timings.connect = Some(ctx.now.duration_since(began));
                 self.stage_start = ctx.now;
                 match ctx.cfg.proxy.as_ref().filter(|_| ctx.target.tls) {
                     Some(proxy) => self.open_tunnel(proxy, conn, rbuf, ctx, timings),
@@ -294,9 +362,10 @@ impl Dialer {
                 timings.tls = Some(ctx.now.duration_since(self.stage_start));
                 Step::Ready
             }
+            // A TCP close under the handshake is `closed`, retried like any close.
             Err(error) => Step::Failed {
+                final_: error.kind != ErrorKind::Closed,
                 error,
-                final_: true,
             },
         }
     }
@@ -521,6 +590,59 @@ mod tests {
                 assert!(error.detail.starts_with("127.0.0.2:"), "{}", error.detail);
             }
             s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn connect_time_covers_every_address_tried_and_literals_report_no_dns() {
+        // 127.0.0.2 refuses (the listener is bound to 127.0.0.1 only); the clock is
+        // made up: the first try at t0, refused at +50 ms, the second connected at
+        // +80 ms.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cfg = Config::default();
+        let tls = tls();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let mut timings = Timings::default();
+        let mut rbuf = [0u8; 512];
+        for (url, dns) in [
+            (format!("http://a.test:{port}/"), true),
+            (format!("http://127.0.0.2:{port}/"), false),
+        ] {
+            let t = Target::parse(&url).unwrap();
+            let c = |now| Ctx {
+                cfg: &cfg,
+                target: &t,
+                tls: &tls,
+                now,
+            };
+            let mut d = Dialer::new(t0);
+            let mut step = d.resolved(addrs(&["127.0.0.2", "127.0.0.1"]), c(at(0)), &mut timings);
+            assert_eq!(timings.dns.is_some(), dns, "{url}");
+            let mut tries = 0;
+            let end = loop {
+                step = match step {
+                    Step::Open(mut conn) => {
+                        tries += 1;
+                        let now = at(if tries == 1 { 50 } else { 80 });
+                        let mut s = d.opened(&mut conn, &mut rbuf, c(now), &mut timings);
+                        for _ in 0..50 {
+                            if !matches!(s, Step::Pending) {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            s = d.on_ready(&mut conn, true, true, &mut rbuf, c(now), &mut timings);
+                        }
+                        s
+                    }
+                    Step::Retry => d.next(c(at(50))),
+                    s => break s,
+                };
+            };
+            assert!(matches!(end, Step::Ready), "{end:?}");
+            assert_eq!(tries, 2);
+            assert_eq!(timings.connect, Some(std::time::Duration::from_millis(80)));
         }
     }
 }

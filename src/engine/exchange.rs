@@ -9,7 +9,8 @@
 //! module knows no redirect rule.
 //!
 //! Invariants:
-//! - a followed redirect's body is read and discarded, never decoded or handed on;
+//! - a followed redirect's body is read and discarded, never decoded or handed on,
+//!   and never more than `--max-body` bytes of it (then the connection is closed);
 //! - the handler sees `on_head` once per final response, then its decoded body in
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
@@ -45,6 +46,8 @@ pub(crate) struct Exchange {
     pub sent_at: Option<Instant>,
     /// The response is a redirect being followed, to this URL: its body is discarded.
     pub follow: Option<Target>,
+    /// Bytes of a followed redirect's body discarded so far.
+    pub discarded: u64,
 }
 
 /// What the engine decided about a response head.
@@ -131,7 +134,6 @@ pub(crate) fn read<H: Handler>(
     let mut after: Option<Read> = None;
     let end = conn.read(bufs.read, drain, |ev| match ev {
         ReadEvent::Head(h, fields, buf) => {
-            timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
             let location = h.location.clone().map(|r| &buf[r]);
             match decide(h.status, location) {
                 Verdict::Fail(e) => {
@@ -163,7 +165,14 @@ pub(crate) fn read<H: Handler>(
         }
         ReadEvent::Body(mut data) => {
             if ex.follow.is_some() {
-                return Flow::Continue; // a followed redirect's body is discarded
+                // A followed redirect's body is discarded, up to `--max-body`: past
+                // it the redirect is still followed and this connection closed.
+                ex.discarded += data.len() as u64;
+                if ex.discarded > sink.max_body {
+                    after = Some(Read::Done { reusable: false });
+                    return Flow::Stop;
+                }
+                return Flow::Continue;
             }
             loop {
                 match content.decode(data, cbuf) {
@@ -215,6 +224,10 @@ pub(crate) fn read<H: Handler>(
             Flow::Stop
         }
     });
+    if before == 0 && conn.received > 0 {
+        // The response's first byte arrived in this turn, read at `now`.
+        timings.ttfb = ex.sent_at.map(|s| now.duration_since(s));
+    }
     match end {
         ReadEnd::WouldBlock => Read::Pending {
             progressed: conn.received > before,

@@ -27,7 +27,8 @@
 //! ```
 //!
 //! Invariants:
-//! - every task pulled from the source gets exactly one `on_done` (unless `stop`);
+//! - every task pulled from the source gets exactly one `on_done` (at a `stop`, the
+//!   tasks in flight get theirs with `Cancelled`);
 //! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
@@ -50,6 +51,7 @@ mod pool;
 mod rate;
 mod redirect;
 mod retry;
+mod shared;
 mod task;
 
 pub use crate::socket::raise_fd_limit;
@@ -57,6 +59,7 @@ pub use api::{
     Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
     Source, Stats, Timings,
 };
+pub use shared::Shared;
 use task::{Task, TaskState};
 
 use crate::conn::Phase;
@@ -78,6 +81,17 @@ const WAKER: Token = Token(usize::MAX);
 const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
+
+/// A waiter woken by a freed per-host slot or an idle connection, run from the
+/// engine's work list (`hand_off`) rather than from inside the call that freed it,
+/// so a chain of waiters that fail at once never deepens the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handoff {
+    /// Task `0` may take the freed slot: start its hop again.
+    Start(usize),
+    /// Task `0` takes idle connection `1` (in no pool list meanwhile).
+    Reuse(usize, usize),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerRef {
@@ -109,11 +123,15 @@ pub struct Engine<S: Source, H: Handler> {
     dns_done: Vec<Answered>,
     /// Tasks whose backoff ended, waiting for a slot (before new source requests).
     ready: VecDeque<usize>,
+    /// Waiters to wake, in order (see `Handoff`); `handing` while the list runs.
+    handoffs: VecDeque<Handoff>,
+    handing: bool,
     active: usize,
     filling: bool,
     in_backoff: usize,
     source_done: bool,
-    rate: rate::Rate,
+    /// This engine's place among those sharing `cfg.shared`.
+    member: shared::Membership,
     rate_timer: bool,
     rbuf: Box<[u8]>,
     cbuf: Box<[u8]>,
@@ -144,6 +162,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             None => crate::tls::client_config(&crate::tls::TlsOptions::default())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
+        let member = cfg.shared.join(waker.clone(), cfg.rate);
         let now = Instant::now();
         let seed = now.elapsed().subsec_nanos() as u64
             ^ (std::process::id() as u64) << 32
@@ -167,11 +186,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
             resolver,
             dns_done: Vec::new(),
             ready: VecDeque::new(),
+            handoffs: VecDeque::new(),
+            handing: false,
             active: 0,
             filling: false,
             in_backoff: 0,
             source_done: false,
-            rate: rate::Rate::new(cfg.rate),
+            member,
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
@@ -227,6 +248,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         while !self.is_finished() && !self.stopped() {
             self.step(None)?;
         }
+        if self.stopped() {
+            self.cancel_all();
+        }
         Ok(())
     }
 
@@ -235,6 +259,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Returns whether work remains.
     pub fn step(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
         self.now = Instant::now();
+        if self.stopped() {
+            self.cancel_all();
+            return Ok(!self.is_finished());
+        }
         self.fill();
         let next = match (
             self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
@@ -277,6 +305,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if dns_readable {
             self.resolver.on_readable();
         }
+        if self.member.has_notes() {
+            self.on_notes();
+        }
         for &(c, readable, writable, hup) in &ready {
             // The clock is read per event (a vDSO call, ~20 ns): with thousands of
             // events in one turn, stamps and deadlines stay exact.
@@ -295,6 +326,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.dns_done.clear();
         self.expire();
         self.fill();
+        if self.stopped() {
+            self.cancel_all();
+        }
         Ok(!self.is_finished())
     }
 
@@ -362,6 +396,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         else {
             return;
         };
+        let total = fired == deadline::Fired::Total;
+        if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t, total) {
+            return;
+        }
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
         let timeouts = deadline::Timeouts {
             connect: self.cfg.connect_timeout,
             read: self.cfg.read_timeout,
@@ -412,15 +453,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.start_attempt(t);
                 continue;
             }
-            if self.source_done || !self.rate_allows() {
+            if self.source_done {
                 break;
             }
+            let Some(undo) = self.rate_take() else {
+                break;
+            };
             match self.source.next_request() {
-                Some(req) => {
-                    self.rate.take(self.now);
-                    self.admit(req)
-                }
+                Some(req) => self.admit(req),
                 None => {
+                    if let Some(u) = undo {
+                        self.cfg.shared.rate_undo(u);
+                    }
                     if self.source.is_exhausted() {
                         self.source_done = true;
                     }
@@ -430,17 +474,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// True when `--rate` lets a request start now; else arms a wake-up.
-    fn rate_allows(&mut self) -> bool {
-        match self.rate.wait(self.now) {
-            None => true,
-            Some(at) => {
+    /// `Some` when `--rate` lets a request start now (with the means to give the
+    /// start back if the source has none); else arms a wake-up. No lock without a
+    /// rate.
+    fn rate_take(&mut self) -> Option<Option<rate::Undo>> {
+        if self.cfg.rate <= 0.0 {
+            return Some(None);
+        }
+        match self.cfg.shared.rate_take(self.now) {
+            Ok(u) => Some(Some(u)),
+            Err(at) => {
                 if !self.rate_timer {
                     let ms = self.wheel.ms(at);
                     self.wheel.insert(ms, TimerRef::Rate);
                     self.rate_timer = true;
                 }
-                false
+                None
             }
         }
     }
@@ -450,7 +499,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.tasks.get(t).is_none_or(|task| {
             task.state != TaskState::Dialing
                 || !task.a.dial.as_ref().is_some_and(Dialer::resolving)
-                || dial::dial_to(&self.cfg, task.a.url(&task.first)).0 != host
+                || task
+                    .a
+                    .dial
+                    .as_ref()
+                    .is_some_and(|d| d.lookup(&self.cfg, task.a.url(&task.first)).0 != host)
         }) {
             return;
         }

@@ -104,18 +104,42 @@ impl Pool {
     }
 
     /// A connection for task `task` to `k`: an idle one, a reserved slot to dial
-    /// (`per_host` 0: no limit), or a place among the waiters.
-    pub fn acquire(&mut self, k: Key<'_>, task: usize, per_host: usize) -> Acquire {
+    /// (when `may_open`, given this pool's open count of `k`, allows a new
+    /// connection: the per-host limit, shared across engines), or a place among the
+    /// waiters.
+    #[inline]
+    pub fn acquire(
+        &mut self,
+        k: Key<'_>,
+        task: usize,
+        may_open: impl FnOnce(usize) -> bool,
+    ) -> Acquire {
         let e = self.entry(k);
         if let Some(c) = e.idle.pop() {
             return Acquire::Idle(c);
         }
-        if per_host > 0 && e.open >= per_host {
+        if !may_open(e.open) {
             e.waiters.push_back(task);
             return Acquire::Wait;
         }
         e.open += 1;
         Acquire::Dial
+    }
+
+    /// The next task still waiting for `k` (another engine freed a slot of it).
+    pub fn next_waiter(
+        &mut self,
+        k: Key<'_>,
+        still_waiting: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let e = self.find(k)?;
+        pop_waiter(e, &still_waiting)
+    }
+
+    /// An idle connection of `k`, taken out of the pool (another engine waits for
+    /// `k`); the caller closes it.
+    pub fn take_idle(&mut self, k: Key<'_>) -> Option<usize> {
+        self.find(k)?.idle.pop()
     }
 
     /// A connection of `k` (or a reserved dial) is gone. Answers the next waiter that
@@ -189,6 +213,11 @@ fn pop_waiter(e: &mut Entry, still_waiting: &impl Fn(usize) -> bool) -> Option<u
 mod tests {
     use super::*;
 
+    /// The per-host limit as the engine applies it (0: none).
+    fn lim(limit: usize) -> impl FnOnce(usize) -> bool {
+        move |open| limit == 0 || open < limit
+    }
+
     const A: Key<'static> = Key {
         host: "a.test",
         tls: false,
@@ -203,29 +232,33 @@ mod tests {
     #[test]
     fn per_host_limit_then_waiter_gets_freed_slot() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 2), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 2), Acquire::Dial);
-        assert_eq!(p.acquire(A, 3, 2), Acquire::Wait);
-        assert_eq!(p.acquire(A_TLS, 4, 2), Acquire::Dial, "keys are separate");
+        assert_eq!(p.acquire(A, 1, lim(2)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(2)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 3, lim(2)), Acquire::Wait);
+        assert_eq!(
+            p.acquire(A_TLS, 4, lim(2)),
+            Acquire::Dial,
+            "keys are separate"
+        );
         // Connection of task 1 closes: task 3 is woken and takes the slot.
         assert_eq!(p.closed(A, |_| true), Some(3));
-        assert_eq!(p.acquire(A, 3, 2), Acquire::Dial);
-        assert_eq!(p.acquire(A, 5, 2), Acquire::Wait);
+        assert_eq!(p.acquire(A, 3, lim(2)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 5, lim(2)), Acquire::Wait);
         // Task 5 gave up: skipped, and the slot is simply freed.
         assert_eq!(p.closed(A, |w| w != 5), None);
-        assert_eq!(p.acquire(A, 6, 2), Acquire::Dial);
+        assert_eq!(p.acquire(A, 6, lim(2)), Acquire::Dial);
     }
 
     #[test]
     fn idle_reuse_is_last_in_first_out_and_waiters_come_first() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 0), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 0), Acquire::Dial);
+        assert_eq!(p.acquire(A, 1, lim(0)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(0)), Acquire::Dial);
         assert_eq!(p.put_idle(A, 10, |_| true), None);
         assert_eq!(p.put_idle(A, 11, |_| true), None);
-        assert_eq!(p.acquire(A, 3, 0), Acquire::Idle(11));
+        assert_eq!(p.acquire(A, 3, lim(0)), Acquire::Idle(11));
         p.remove_idle(A, 10);
-        assert_eq!(p.acquire(A, 4, 1), Acquire::Wait);
+        assert_eq!(p.acquire(A, 4, lim(1)), Acquire::Wait);
         assert_eq!(p.put_idle(A, 11, |_| true), Some(4));
         assert_eq!(p.take_any_idle(), None);
     }
@@ -233,11 +266,11 @@ mod tests {
     #[test]
     fn empty_entries_are_dropped() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 0), Acquire::Dial);
+        assert_eq!(p.acquire(A, 1, lim(0)), Acquire::Dial);
         assert_eq!(p.closed(A, |_| true), None);
         assert!(p.map.is_empty());
-        assert_eq!(p.acquire(A, 1, 1), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 1), Acquire::Wait);
+        assert_eq!(p.acquire(A, 1, lim(1)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(1)), Acquire::Wait);
         p.cancel_wait(A, 2);
         assert_eq!(p.closed(A, |_| true), None);
         assert!(p.map.is_empty());
@@ -248,8 +281,8 @@ mod tests {
     #[cfg(debug_assertions)]
     fn closing_more_than_opened_is_caught() {
         let mut p = Pool::default();
-        assert_eq!(p.acquire(A, 1, 1), Acquire::Dial);
-        assert_eq!(p.acquire(A, 2, 1), Acquire::Wait);
+        assert_eq!(p.acquire(A, 1, lim(1)), Acquire::Dial);
+        assert_eq!(p.acquire(A, 2, lim(1)), Acquire::Wait);
         assert_eq!(p.closed(A, |_| false), None);
         let _ = p.entry(A);
         p.closed(A, |_| true);
@@ -275,7 +308,7 @@ mod tests {
         }
 
         fn start(&mut self, p: &mut Pool, task: usize, limit: usize) {
-            match p.acquire(A, task, limit) {
+            match p.acquire(A, task, lim(limit)) {
                 Acquire::Idle(c) => {
                     assert_eq!(self.idle.pop(), Some(c), "reuse takes the last idle");
                     self.busy.push(c);

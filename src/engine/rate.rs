@@ -1,10 +1,26 @@
-//! The `--rate` limiter: new requests per second, paced one interval apart.
+//! The `--rate` limiter: new requests per second, paced one interval apart. The
+//! engines of one run share one (`shared`), so the rate is a total.
 //!
 //! Invariant: over any window of length T, at most `rate × T + 2` requests start (at
 //! most one interval of unused time is carried over, so an idle spell never buys a
 //! burst). The clock is passed in, so the pacing is tested with made-up instants.
 
 use std::time::{Duration, Instant};
+
+/// What [`Rate::undo`] needs to give a start back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undo {
+    prev: Option<Instant>,
+    set: Option<Instant>,
+}
+
+impl Undo {
+    /// Nothing to give back (no limit).
+    pub const NONE: Undo = Undo {
+        prev: None,
+        set: None,
+    };
+}
 
 /// Paces request starts; see the module docs.
 #[derive(Debug, Clone)]
@@ -27,6 +43,28 @@ impl Rate {
         match (self.interval, self.next) {
             (Some(_), Some(next)) if next > now => Some(next),
             _ => None,
+        }
+    }
+
+    /// Takes a start at `now` if one is allowed: `Ok` with the means to give it
+    /// back ([`Rate::undo`]), else `Err` with the instant one may.
+    pub fn try_take(&mut self, now: Instant) -> Result<Undo, Instant> {
+        if let Some(at) = self.wait(now) {
+            return Err(at);
+        }
+        let prev = self.next;
+        self.take(now);
+        Ok(Undo {
+            prev,
+            set: self.next,
+        })
+    }
+
+    /// Gives back a start taken by [`Rate::try_take`], unless another was taken
+    /// since.
+    pub fn undo(&mut self, u: Undo) {
+        if u.set.is_some() && self.next == u.set {
+            self.next = u.prev;
         }
     }
 

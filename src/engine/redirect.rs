@@ -5,11 +5,18 @@
 //! `Location` to report), or too many. The engine applies the answer; nothing here
 //! touches a socket, the clock or the task.
 //!
-//! Rules (the contract's): 301, 302, 303, 307 and 308 with a `Location` that resolves
-//! against the current URL are followed when `--follow` is on, up to
+//! Rules (the contract's): any 3xx with a `Location` that resolves against the
+//! current URL reports it (`Outcome::location`) unless it is followed; 301, 302, 303,
+//! 307 and 308 with one are followed when `--follow` is on, up to
 //! `--max-redirects` hops; 303 turns anything but HEAD into a body-less GET, and 301
 //! and 302 turn POST into GET (as browsers do); 307 and 308 keep method and body.
 //! Once a hop has switched to GET, later hops stay GET.
+//!
+//! User headers on a later hop ([`carries`], curl's rules): `Authorization` and
+//! `Cookie` are sent only while the hop's scheme, host and port are the request's
+//! own (`--location-trusted` sends them anywhere); the user's `Host` only while the
+//! host is the request's own; `Content-Length`, `Content-Type` and
+//! `Transfer-Encoding` never on a hop sent without a body.
 
 use super::api::Redirect;
 use crate::error::{Error, ErrorKind};
@@ -68,13 +75,13 @@ pub(crate) fn is_redirect(status: u16) -> bool {
 /// Decides what a head with `status` and raw `location` means; see the module docs.
 #[inline]
 pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Policy) -> Decision {
-    if !is_redirect(status) {
+    if !(300..400).contains(&status) {
         return Decision::Final { location: None };
     }
     let location = location.map(|l| String::from_utf8_lossy(l).into_owned());
     let resolved = location.as_deref().and_then(|l| hop.url.join(l).ok());
     let next = match resolved {
-        Some(next) if p.follow => next,
+        Some(next) if p.follow && is_redirect(status) => next,
         resolved => {
             return Decision::Final {
                 location: resolved.map(|r| r.url.to_string()),
@@ -101,6 +108,54 @@ pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Poli
             status,
         },
         as_get: hop.as_get || to_get,
+    }
+}
+
+/// What a later hop may carry of the user's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Carry {
+    /// `Authorization` and `Cookie`.
+    pub credentials: bool,
+    /// The user's `Host`.
+    pub host: bool,
+    /// `Content-Length`, `Content-Type`, `Transfer-Encoding`.
+    pub body_headers: bool,
+}
+
+impl Carry {
+    /// Everything is carried (the request's own hop).
+    pub const ALL: Carry = Carry {
+        credentials: true,
+        host: true,
+        body_headers: true,
+    };
+
+    /// True when user header `name` may be sent.
+    pub fn keeps(self, name: &str) -> bool {
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("authorization") || is("cookie") {
+            return self.credentials;
+        }
+        if is("host") {
+            return self.host;
+        }
+        if is("content-length") || is("content-type") || is("transfer-encoding") {
+            return self.body_headers;
+        }
+        true
+    }
+}
+
+/// What the hop to `next` may carry of the user's headers, for a request to
+/// `first`; `as_get`: the hop is sent as a body-less GET; `trusted`:
+/// `--location-trusted`. See the module docs.
+pub(crate) fn carries(first: &Target, next: &Target, as_get: bool, trusted: bool) -> Carry {
+    let same_host = first.host().eq_ignore_ascii_case(next.host());
+    let same_origin = same_host && first.tls == next.tls && first.port == next.port;
+    Carry {
+        credentials: trusted || same_origin,
+        host: same_host,
+        body_headers: !as_get,
     }
 }
 
@@ -167,10 +222,15 @@ mod tests {
             max: 5,
         };
         type Row<'a> = (u16, Option<&'a [u8]>, Policy, Option<&'a str>);
-        let table: [Row<'_>; 6] = [
+        let table: [Row<'_>; 10] = [
             (200, Some(b"/elsewhere"), FOLLOW, None),
             (404, None, FOLLOW, None),
             (301, None, FOLLOW, None),
+            // Any 3xx with a usable Location reports it, followed or not.
+            (300, Some(b"/choice"), FOLLOW, Some("http://a.test/choice")),
+            (304, Some(b"/same"), FOLLOW, Some("http://a.test/same")),
+            (399, Some(b"//c.test/"), no, Some("http://c.test/")),
+            (305, None, FOLLOW, None),
             (302, Some(b"http://[bad"), FOLLOW, None),
             (302, Some(b"/b"), no, Some("http://a.test/b")),
             (308, Some(b"https://b.test/"), no, Some("https://b.test/")),
@@ -200,5 +260,46 @@ mod tests {
             decide(302, Some(b"/again"), hop(&u, "GET", false, 4), FOLLOW),
             Decision::Follow { .. }
         ));
+    }
+
+    #[test]
+    fn headers_carried_to_a_later_hop() {
+        let first = t("http://a.test/x");
+        // (next, as GET, trusted, credentials, Host, body headers)
+        let table = [
+            ("http://a.test/y", false, false, true, true, true),
+            ("http://A.TEST:80/y", true, false, true, true, false),
+            ("https://a.test/y", false, false, false, true, true),
+            ("http://a.test:8080/y", false, false, false, true, true),
+            ("http://b.test/y", false, false, false, false, true),
+            ("http://b.test/y", false, true, true, false, true),
+            ("https://b.test/y", true, true, true, false, false),
+        ];
+        for (next, as_get, trusted, cred, host, body) in table {
+            let c = carries(&first, &t(next), as_get, trusted);
+            assert_eq!(
+                (c.credentials, c.host, c.body_headers),
+                (cred, host, body),
+                "{next} as_get={as_get} trusted={trusted}"
+            );
+        }
+        let c = carries(&first, &t("http://b.test/"), true, false);
+        let kept: Vec<&str> = [
+            "Authorization",
+            "cookie",
+            "Host",
+            "Content-Length",
+            "content-type",
+            "Transfer-Encoding",
+            "X-Other",
+            "Accept",
+        ]
+        .into_iter()
+        .filter(|n| c.keeps(n))
+        .collect();
+        assert_eq!(kept, ["X-Other", "Accept"]);
+        assert!(["Authorization", "Host", "Content-Type"]
+            .iter()
+            .all(|n| Carry::ALL.keeps(n)));
     }
 }

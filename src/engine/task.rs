@@ -1,6 +1,7 @@
 //! A task (one request in progress) and its way through the seams: admitted, an
-//! attempt begun, a connection taken from the pool or dialed, and at the end a retry
-//! or its one `Outcome`.
+//! attempt begun, a connection taken from the pool or dialed (or a wait for a host's
+//! slot, ended by a hand-off from the work list or a note from another engine), and
+//! at the end a retry or its one `Outcome` (`Cancelled` at a stop).
 //!
 //! This file is the second part of the driver, with `mod.rs` (the loop and the
 //! dispatch) and `conns.rs` (the connections): these three are the only files that
@@ -16,11 +17,11 @@
 use super::api::Request;
 use super::attempt::{self, Attempt, Identity};
 use super::deadline::{self, Deadlines, Doing};
-use super::dial::{self, Ctx, Dialer, Step};
+use super::dial::{Ctx, Dialer, Step};
 use super::pool::{Acquire, Key};
-use super::{retry, Engine, Handler, RequestSpec, Source, TimerRef, Timings};
+use super::{retry, Engine, Handler, Handoff, RequestSpec, Source, TimerRef, Timings};
 use crate::conn::{Conn, Phase};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::resolve::{Addrs, Lookup};
 use crate::target::Target;
 use slab::Slab;
@@ -149,7 +150,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.start_hop(t);
     }
 
-    /// Starts the attempt's clocks if they are not running yet.
+    /// Starts the attempt's clocks if they are not running yet, or resumes a total
+    /// paused while a later hop waited for a slot.
     pub(super) fn begin_clock(&mut self, t: usize) {
         if self.tasks[t].a.started.is_none() {
             let total = self.cfg.total_timeout.map(|d| self.deadline_ms(d));
@@ -158,6 +160,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             task.a.timings = Timings::default();
             task.deadlines.set_total(total);
             task.attempts += 1;
+        } else {
+            // A later hop that waited for a slot: its paused total runs again.
+            let now = self.wheel.ms(self.now);
+            self.tasks[t].deadlines.resume(now);
         }
     }
 
@@ -166,13 +172,17 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn start_hop(&mut self, t: usize) {
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
-        match self.pool.acquire(key, t, self.cfg.per_host) {
+        let (limit, shared, me) = (self.cfg.per_host, &self.cfg.shared, self.member.id);
+        let may_open = |_| limit == 0 || shared.try_open(key, limit, me);
+        match self.pool.acquire(key, t, may_open) {
             Acquire::Idle(c) => self.reuse_for(t, c),
             Acquire::Wait => {
                 let task = &mut self.tasks[t];
                 task.state = TaskState::WaitHost;
-                // No deadline runs while waiting; a redirect hop's total keeps running.
-                task.deadlines.suspend(&mut self.wheel, TimerRef::Task(t));
+                // No deadline runs while waiting; a redirect hop's total is paused
+                // (`begin_clock` resumes it).
+                let now = self.wheel.ms(self.now);
+                task.deadlines.suspend(now, &mut self.wheel);
             }
             Acquire::Dial => self.dial(t),
         }
@@ -205,8 +215,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.dial_step(t, step);
             return;
         }
+        self.lookup(t);
+    }
+
+    /// Looks up the name the task's dialer needs now.
+    pub(super) fn lookup(&mut self, t: usize) {
         let task = &self.tasks[t];
-        let (host, port) = dial::dial_to(&self.cfg, task.a.url(&task.first));
+        let Some(d) = task.a.dial.as_ref() else {
+            return;
+        };
+        let (host, port) = d.lookup(&self.cfg, task.a.url(&task.first));
         match self.resolver.lookup(host, port, t, self.now) {
             Lookup::Ready(a) => self.resolved(t, a),
             Lookup::Pending => {}
@@ -248,6 +266,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         loop {
             step = match step {
                 Step::Pending => return,
+                Step::Lookup => {
+                    self.lookup(t);
+                    return;
+                }
                 Step::Open(conn) => self.open_conn(t, conn),
                 Step::Retry => {
                     if let Some(c) = self.tasks[t].a.conn.take() {
@@ -297,16 +319,43 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let task = &self.tasks[t];
         let tasks = &self.tasks;
         let key = key_of(task.a.url(&task.first));
+        if self.cfg.per_host > 0 {
+            self.cfg.shared.closed(key, self.member.id);
+        }
         if let Some(w) = self.pool.closed(key, |w| still_waiting(tasks, w)) {
-            self.start_hop(w);
+            self.hand_off(Handoff::Start(w));
         }
     }
 
     /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
-        // Give back what the task holds: its connection, or its pool slot while it
-        // dials, or its place among a host's waiters.
+        self.give_back(t);
+        let task = &mut self.tasks[t];
+        let failure = retry::Failure {
+            kind: e.kind,
+            final_,
+            // A response to any hop counts: a redirect followed is a response.
+            got_response: task.a.resp.status.is_some() || !task.a.redirects.is_empty(),
+            attempts: task.attempts,
+        };
+        if retry::should_retry(failure, self.cfg.retries) {
+            task.deadlines.cancel(&mut self.wheel);
+            task.state = TaskState::Backoff;
+            let base = self.cfg.retry_backoff.as_millis() as u64;
+            let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
+            self.active -= 1;
+            self.in_backoff += 1;
+            let at = self.deadline_ms(Duration::from_millis(delay));
+            self.wheel.insert(at, TimerRef::Wake(t));
+            return;
+        }
+        self.finish(t, Some(e));
+    }
+
+    /// Gives back what the task holds: its connection, or its pool slot while it
+    /// dials, or its place among a host's waiters.
+    pub(super) fn give_back(&mut self, t: usize) {
         let conn = self.tasks[t].a.conn.take();
         match conn.filter(|&c| self.conns.get(c).is_some_and(|s| s.task == Some(t))) {
             Some(c) if self.conns[c].conn.phase == Phase::Connecting => {
@@ -323,25 +372,32 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 _ => {}
             },
         }
-        let task = &mut self.tasks[t];
-        let failure = retry::Failure {
-            kind: e.kind,
-            final_,
-            got_response: task.a.resp.status.is_some(),
-            attempts: task.attempts,
-        };
-        if retry::should_retry(failure, self.cfg.retries) {
-            task.deadlines.cancel(&mut self.wheel);
-            task.state = TaskState::Backoff;
-            let base = self.cfg.retry_backoff.as_millis() as u64;
-            let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
-            self.active -= 1;
-            self.in_backoff += 1;
-            let at = self.deadline_ms(Duration::from_millis(delay));
-            self.wheel.insert(at, TimerRef::Wake(t));
-            return;
+    }
+
+    /// `Config::stop`: every task in flight gives back what it holds and gets its
+    /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too).
+    pub(super) fn cancel_all(&mut self) {
+        // Tasks queued after backoff hold no slot: count them in, as `finish` gives
+        // one back.
+        for _ in self.ready.drain(..) {
+            self.active += 1;
         }
-        self.finish(t, Some(e));
+        let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
+        for t in keys {
+            if !self.tasks.contains(t) {
+                continue;
+            }
+            if self.tasks[t].state == TaskState::Backoff {
+                self.in_backoff -= 1;
+                self.active += 1;
+            }
+            self.give_back(t);
+            let e = Error::new(
+                ErrorKind::Cancelled,
+                "the run was stopped while the request was in flight",
+            );
+            self.finish(t, Some(e));
+        }
     }
 
     pub(super) fn finish(&mut self, t: usize, error: Option<Error>) {
@@ -365,5 +421,52 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let o = attempt::outcome(id, &mut task.a, error, self.now);
         self.handler.on_done(o);
         self.fill();
+    }
+
+    /// Other engines sharing `cfg.shared` freed a slot of a host this one waits for
+    /// (its waiters start again, while slots last), or wait for a host this one
+    /// keeps idle connections of (one is closed, which frees its slot).
+    pub(super) fn on_notes(&mut self) {
+        for note in self.cfg.shared.take_notes(self.member.id) {
+            match note {
+                super::shared::Note::Freed(k) => loop {
+                    let tasks = &self.tasks;
+                    let Some(w) = self.pool.next_waiter(k.key(), |w| still_waiting(tasks, w))
+                    else {
+                        break;
+                    };
+                    self.hand_off(Handoff::Start(w));
+                    if still_waiting(&self.tasks, w) {
+                        break; // no slot left: it waits again
+                    }
+                },
+                super::shared::Note::Wanted(k) => {
+                    if let Some(c) = self.pool.take_idle(k.key()) {
+                        self.close_conn(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wakes a waiter: queued on the work list, which the outermost call runs to
+    /// its end (a waiter whose hop fails at once wakes the next one through the
+    /// list, not through recursion).
+    pub(super) fn hand_off(&mut self, h: Handoff) {
+        self.handoffs.push_back(h);
+        if self.handing {
+            return;
+        }
+        self.handing = true;
+        while let Some(h) = self.handoffs.pop_front() {
+            match h {
+                Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
+                Handoff::Start(_) => {}
+                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => self.reuse_for(w, c),
+                // The waiter is gone: the connection goes to the pool after all.
+                Handoff::Reuse(_, c) => self.release_conn(c, false),
+            }
+        }
+        self.handing = false;
     }
 }

@@ -26,6 +26,7 @@
 
 use ring::digest;
 
+pub mod cert;
 mod removal;
 pub use removal::{word_forms, Removal, Variants, MAX_FORMS, MAX_REMOVED_TOKENS};
 

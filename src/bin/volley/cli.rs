@@ -17,124 +17,215 @@ use volley::engine::{Config, RequestSpec};
 )]
 pub struct Opts {
     /// Target URLs (otherwise --list, --url/--wordlist, or standard input).
+    #[arg(help_heading = "Targets")]
     pub urls: Vec<String>,
     /// Read targets from FILE, one per line (`-` is standard input).
-    #[arg(short = 'l', long = "list", value_name = "FILE")]
+    #[arg(
+        help_heading = "Targets",
+        short = 'l',
+        long = "list",
+        value_name = "FILE"
+    )]
     pub list: Option<String>,
     /// Wordlist mode: base URL (FUZZ is replaced by each word, else the word is appended).
-    #[arg(short = 'u', long = "url", value_name = "BASE", requires = "wordlist")]
+    #[arg(
+        help_heading = "Targets",
+        short = 'u',
+        long = "url",
+        value_name = "BASE",
+        requires = "wordlist"
+    )]
     pub base: Option<String>,
     /// Wordlist mode: the words.
-    #[arg(short = 'w', long = "wordlist", value_name = "FILE", requires = "base")]
+    #[arg(
+        help_heading = "Targets",
+        short = 'w',
+        long = "wordlist",
+        value_name = "FILE",
+        requires = "base"
+    )]
     pub wordlist: Option<String>,
     /// Wordlist mode: extensions to try after each bare word (e.g. `html,php`).
-    #[arg(short = 'x', long = "ext", value_name = "LIST", requires = "wordlist")]
+    #[arg(
+        help_heading = "Targets",
+        short = 'x',
+        long = "ext",
+        value_name = "LIST",
+        requires = "wordlist"
+    )]
     pub ext: Option<String>,
     /// Take only targets with (n - 1) % N == K - 1; `auto`: K/N from a Slurm array
     /// task or a Kubernetes Indexed Job (with --shards N).
-    #[arg(long, value_name = "K/N|auto", value_parser = crate::shard::parse)]
+    #[arg(help_heading = "Targets", long, value_name = "K/N|auto", value_parser = crate::shard::parse)]
     pub shard: Option<crate::shard::ShardArg>,
     /// With --shard auto in a Kubernetes Indexed Job: the number of shards.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = "Targets", long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub shards: Option<u64>,
     /// Write results to FILE (default standard output).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        short = 'o',
+        long = "output",
+        value_name = "FILE"
+    )]
     pub output: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "jsonl")]
+    #[arg(help_heading = "Output", long, value_enum, default_value = "jsonl")]
     pub format: crate::format::Format,
     /// Write only results whose status is in LIST (e.g. 200-299,301,403).
-    #[arg(long = "match-status", value_name = "LIST", value_parser = crate::filter::StatusList::parse)]
-    pub match_status: Option<crate::filter::StatusList>,
+    #[arg(help_heading = "Matching", long = "match-status", value_name = "LIST", value_parser = crate::filter::Ranges::status)]
+    pub match_status: Option<crate::filter::Ranges>,
     /// Write only results whose status is not in LIST.
-    #[arg(long = "filter-status", value_name = "LIST", value_parser = crate::filter::StatusList::parse)]
-    pub filter_status: Option<crate::filter::StatusList>,
+    #[arg(help_heading = "Matching", long = "filter-status", value_name = "LIST", value_parser = crate::filter::Ranges::status)]
+    pub filter_status: Option<crate::filter::Ranges>,
     /// Add the HTML <title> of the final response.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub title: bool,
     /// Add the final response's headers.
-    #[arg(long = "headers")]
+    #[arg(help_heading = "Output", long = "headers")]
     pub show_headers: bool,
+    /// Add `words` and `lines` (ffuf's counts) of the body read.
+    #[arg(help_heading = "Output", long)]
+    pub counts: bool,
+    /// Add `body_sha256` and `simhash` (hex) of the body read.
+    #[arg(help_heading = "Output", long)]
+    pub hash: bool,
+    /// Add `ip`: the peer address of the final connection.
+    #[arg(help_heading = "Output", long)]
+    pub ip: bool,
+    /// Add `tls`: version, cipher and the leaf certificate (subject, SANs, issuer,
+    /// not-after, SPKI pin) of the final https connection.
+    #[arg(help_heading = "Output", long = "tls-info")]
+    pub tls_info: bool,
+    /// Write only results whose body size (bytes read) is in LIST (e.g. 0-100,4242).
+    #[arg(help_heading = "Matching", long = "match-size", value_name = "LIST", value_parser = crate::filter::Ranges::count)]
+    pub match_size: Option<crate::filter::Ranges>,
+    /// Write only results whose body size is not in LIST.
+    #[arg(help_heading = "Matching", long = "filter-size", value_name = "LIST", value_parser = crate::filter::Ranges::count)]
+    pub filter_size: Option<crate::filter::Ranges>,
+    /// Write only results whose word count (spaces + 1, as ffuf) is in LIST.
+    #[arg(help_heading = "Matching", long = "match-words", value_name = "LIST", value_parser = crate::filter::Ranges::count)]
+    pub match_words: Option<crate::filter::Ranges>,
+    /// Write only results whose word count is not in LIST.
+    #[arg(help_heading = "Matching", long = "filter-words", value_name = "LIST", value_parser = crate::filter::Ranges::count)]
+    pub filter_words: Option<crate::filter::Ranges>,
+    /// Write only results whose line count (newlines + 1, as ffuf) is in LIST.
+    #[arg(help_heading = "Matching", long = "match-lines", value_name = "LIST", value_parser = crate::filter::Ranges::count)]
+    pub match_lines: Option<crate::filter::Ranges>,
+    /// Write only results whose line count is not in LIST.
+    #[arg(help_heading = "Matching", long = "filter-lines", value_name = "LIST", value_parser = crate::filter::Ranges::count)]
+    pub filter_lines: Option<crate::filter::Ranges>,
+    /// Write only results whose response head or body read matches RE.
+    #[arg(help_heading = "Matching", long = "match-regex", value_name = "RE", value_parser = crate::filter::parse_regex)]
+    pub match_regex: Option<regex::bytes::Regex>,
+    /// Write only results whose response head and body read do not match RE.
+    #[arg(help_heading = "Matching", long = "filter-regex", value_name = "RE", value_parser = crate::filter::parse_regex)]
+    pub filter_regex: Option<regex::bytes::Regex>,
+    /// Learn per host what a missing path gets (a few random paths first) and mark
+    /// each result `soft404` true/false (null: the host could not be calibrated).
+    #[arg(help_heading = "Matching", long)]
+    pub calibrate: bool,
+    /// Leave soft-404 results out of the output (implies --calibrate; still counted).
+    #[arg(help_heading = "Matching", long = "filter-calibrated")]
+    pub filter_calibrated: bool,
     /// Skip targets whose n is already in FILE (an earlier run's JSONL) and append to it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
     /// No progress line.
-    #[arg(short = 'q', long = "quiet")]
+    #[arg(help_heading = "Output", short = 'q', long = "quiet")]
     pub quiet: bool,
     /// Requests in flight.
-    #[arg(short = 'c', long, default_value_t = 100, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY))]
+    #[arg(help_heading = "Scheduling", short = 'c', long, default_value_t = 100, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY))]
     pub concurrency: u32,
     /// Independent single-threaded event loops.
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(help_heading = "Scheduling", long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: u32,
     /// Connections per host:port (0 = no limit).
-    #[arg(long = "per-host", default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_CONCURRENCY))]
+    #[arg(help_heading = "Scheduling", long = "per-host", default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_CONCURRENCY))]
     pub per_host: u32,
     /// New requests per second (0 = no limit).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_rate)]
+    #[arg(help_heading = "Scheduling", long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: f64,
     /// Name resolution + TCP connect + TLS handshake, seconds.
-    #[arg(long = "connect-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
+    #[arg(help_heading = "Timeouts", long = "connect-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
     pub connect_timeout: f64,
     /// Longest silence from the peer once the request is under way, seconds.
-    #[arg(long = "read-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
+    #[arg(help_heading = "Timeouts", long = "read-timeout", default_value_t = 10.0, allow_negative_numbers = true, value_parser = parse_secs)]
     pub read_timeout: f64,
     /// The whole attempt, redirects included, seconds (0 = none).
-    #[arg(long = "timeout", default_value_t = 30.0, allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
+    #[arg(help_heading = "Timeouts", long = "timeout", default_value_t = 30.0, allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub timeout: f64,
     /// Retries after dns (temporary), connect, connect_timeout, closed, read_timeout.
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
+    #[arg(help_heading = "Scheduling", long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
     pub retries: u32,
     /// Follow redirects.
-    #[arg(short = 'L', long = "follow")]
+    #[arg(help_heading = "Request", short = 'L', long = "follow")]
     pub follow: bool,
     /// Most redirects followed.
-    #[arg(long = "max-redirects", default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_REDIRECTS))]
+    #[arg(help_heading = "Request", long = "max-redirects", default_value_t = 10, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_REDIRECTS))]
     pub max_redirects: u32,
+    /// Send Authorization and Cookie headers to redirect targets on other hosts too.
+    #[arg(help_heading = "Request", long = "location-trusted")]
+    pub location_trusted: bool,
     /// Request method (default GET, or POST with --data).
-    #[arg(short = 'X', long = "method")]
+    #[arg(help_heading = "Request", short = 'X', long = "method")]
     pub method: Option<String>,
     /// Extra header 'Name: value' (repeatable; replaces a default of that name).
-    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    #[arg(
+        help_heading = "Request",
+        short = 'H',
+        long = "header",
+        value_name = "HEADER"
+    )]
     pub headers: Vec<String>,
     /// Request body: a string, or @FILE.
-    #[arg(short = 'd', long = "data", value_name = "STR|@FILE")]
+    #[arg(
+        help_heading = "Request",
+        short = 'd',
+        long = "data",
+        value_name = "STR|@FILE"
+    )]
     pub data: Option<String>,
     /// User-Agent header.
-    #[arg(short = 'A', long = "user-agent", value_name = "UA")]
+    #[arg(
+        help_heading = "Request",
+        short = 'A',
+        long = "user-agent",
+        value_name = "UA"
+    )]
     pub user_agent: Option<String>,
     /// Read at most this many decoded body bytes.
-    #[arg(long = "max-body", default_value_t = 1_048_576, allow_negative_numbers = true, value_parser = clap::value_parser!(u64))]
+    #[arg(help_heading = "Request", long = "max-body", default_value_t = 1_048_576, allow_negative_numbers = true, value_parser = clap::value_parser!(u64))]
     pub max_body: u64,
     /// Send `Connection: close` and never reuse connections.
-    #[arg(long = "no-keepalive")]
+    #[arg(help_heading = "Request", long = "no-keepalive")]
     pub no_keepalive: bool,
     /// Add the PEM certificates in FILE as trust anchors.
-    #[arg(long = "cacert", value_name = "FILE")]
+    #[arg(help_heading = "TLS", long = "cacert", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
     /// Skip TLS certificate verification.
-    #[arg(short = 'k', long = "insecure")]
+    #[arg(help_heading = "TLS", short = 'k', long = "insecure")]
     pub insecure: bool,
     /// Accept an https peer only if the SHA-256 of its public key (base64) is one of these.
-    #[arg(long = "pin-sha256", value_name = "B64")]
+    #[arg(help_heading = "TLS", long = "pin-sha256", value_name = "B64")]
     pub pins: Vec<String>,
     /// Connect only to addresses inside CIDR (repeatable; checked after resolution).
-    #[arg(long = "allow", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
+    #[arg(help_heading = "Network", long = "allow", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
     pub allow: Vec<volley::cidr::Cidr>,
     /// Never connect to addresses inside CIDR (repeatable).
-    #[arg(long = "deny", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
+    #[arg(help_heading = "Network", long = "deny", value_name = "CIDR", value_parser = volley::cidr::Cidr::parse)]
     pub deny: Vec<volley::cidr::Cidr>,
     /// Use this HTTP proxy: http://[USER:PASS@]HOST:PORT (https goes through CONNECT).
-    #[arg(long, value_name = "URL", value_parser = volley::engine::Proxy::parse)]
+    #[arg(help_heading = "Network", long, value_name = "URL", value_parser = volley::engine::Proxy::parse)]
     pub proxy: Option<volley::engine::Proxy>,
     /// Ask this DNS server (IP[:PORT], repeatable) instead of /etc/resolv.conf's.
-    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
+    #[arg(help_heading = "Network", long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
     pub dns_servers: Vec<std::net::SocketAddr>,
     /// Send every connection to this Unix domain socket.
-    #[arg(long = "unix-socket", value_name = "PATH")]
+    #[arg(help_heading = "Network", long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
     /// Pin HOST:PORT to ADDR (repeatable, curl syntax).
-    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
+    #[arg(help_heading = "Network", long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, u16, IpAddr)>,
 }
 
@@ -299,6 +390,7 @@ impl Opts {
             retries: self.retries,
             follow: self.follow,
             max_redirects: self.max_redirects,
+            location_trusted: self.location_trusted,
             max_body: self.max_body,
             keepalive: !self.no_keepalive,
             resolve: self.resolve.clone(),
@@ -310,6 +402,8 @@ impl Opts {
                 deny: self.deny.clone(),
             },
             tls: Some(tls),
+            peer_info: self.ip,
+            tls_info: self.tls_info,
             ..Config::default()
         })
     }

@@ -1,15 +1,18 @@
 //! The probe's engine handler: counts each outcome in the summary, keeps what
-//! `--title`/`--headers` need while a request is in flight, and formats the results
-//! that pass the filters into a per-worker buffer of whole lines.
+//! `--title`/`--headers`/the fingerprint keys/a regex matcher need while a request is
+//! in flight, and formats the results that pass the filters into a per-worker buffer
+//! of whole lines. With `--calibrate` it sits behind `volley::calibrate::adapter`,
+//! which hands it each target's verdict (and body fingerprint) before `on_done`.
 //!
 //! Invariants: every outcome is counted (filtered or not) exactly once; the buffer
-//! only ever holds whole lines; per-request state exists only with `--title` or
-//! `--headers` and is removed when the request is done. The buffer is handed to the
+//! only ever holds whole lines; per-request state exists only when an option needs it
+//! and is removed when the request is done; no byte of a body is looked at unless an
+//! option asks (no per-byte work otherwise). The buffer is handed to the
 //! writer thread every few milliseconds ([`Probe::hand_over`]); when it cannot be,
 //! or it grows past [`HIGH_WATER`], the worker's [`Gate`] closes so no new targets
 //! start until the lines are gone.
 
-use crate::filter::Filters;
+use crate::filter::{Filters, Seen};
 use crate::format::{Extras, Format};
 use crate::summary::Summary;
 use crate::title::{html_title, TITLE_SCAN};
@@ -17,7 +20,9 @@ use crate::writer::{Gate, Queue};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use volley::calibrate::adapter::{CalibratedHandler, Verdict, VerdictHandler};
 use volley::engine::{Handler, Outcome, ResponseHead};
+use volley::fingerprint::{Fingerprint, Fingerprinter, Want};
 
 /// Bytes of formatted lines a worker holds before it stops pulling new targets.
 pub const HIGH_WATER: usize = 1 << 20;
@@ -29,6 +34,8 @@ pub struct Progress {
     pub done: AtomicU64,
     /// Of those, errors.
     pub errors: AtomicU64,
+    /// Of those, soft-404s (`--calibrate`).
+    pub soft404: AtomicU64,
 }
 
 /// What to write and how.
@@ -42,17 +49,52 @@ pub struct Options {
     pub title: bool,
     /// Add `headers`.
     pub headers: bool,
+    /// Add `words` and `lines`.
+    pub counts: bool,
+    /// Add `body_sha256` and `simhash`.
+    pub hash: bool,
+    /// Add `ip`.
+    pub ip: bool,
+    /// Add `tls`.
+    pub tls: bool,
+    /// Add `soft404` (the handler runs behind the calibration adapter).
+    pub calibrate: bool,
+    /// Colour the text format.
+    pub color: bool,
+}
+
+impl Options {
+    /// The body fingerprints these options need.
+    pub fn want(&self) -> Want {
+        Want {
+            counts: self.counts || self.filters.needs_counts() || self.format == Format::Text,
+            sha256: self.hash,
+            simhash: self.hash,
+        }
+    }
+}
+
+/// What one request in flight keeps (only the parts an option needs).
+#[derive(Default)]
+struct Flight {
+    title: Option<Vec<u8>>,
+    head: Option<Vec<(String, String)>>,
+    fp: Option<Fingerprinter>,
+    text: Option<Vec<u8>>,
 }
 
 /// The probe's handler.
 pub struct Probe {
     opts: Options,
+    want: Want,
+    /// Some option needs per-request state.
+    stateful: bool,
     progress: Arc<Progress>,
     gate: Gate,
     buf: Vec<u8>,
-    /// Bodies kept for --title and heads for --headers, per request in flight.
-    bodies: HashMap<u64, Vec<u8>>,
-    heads: HashMap<u64, Vec<(String, String)>>,
+    flights: HashMap<u64, Flight>,
+    /// The verdict on the request about to be done (`--calibrate`).
+    verdict: Option<(u64, Verdict)>,
     /// Counts for the summary.
     pub summary: Summary,
 }
@@ -60,13 +102,21 @@ pub struct Probe {
 impl Probe {
     /// A handler writing per `opts`, closing `gate` when its lines back up.
     pub fn new(opts: Options, progress: Arc<Progress>, gate: Gate) -> Probe {
+        let want = opts.want();
+        // With --calibrate the adapter fingerprints the body and hands it over.
+        let stateful = opts.title
+            || opts.headers
+            || opts.filters.needs_text()
+            || (!opts.calibrate && !want.is_empty());
         Probe {
             opts,
+            want,
+            stateful,
             progress,
             gate,
             buf: Vec::with_capacity(64 * 1024),
-            bodies: HashMap::new(),
-            heads: HashMap::new(),
+            flights: HashMap::new(),
+            verdict: None,
             summary: Summary::default(),
         }
     }
@@ -97,51 +147,158 @@ impl Probe {
 
 impl Handler for Probe {
     fn on_head(&mut self, tag: u64, head: &ResponseHead<'_>) {
+        if !self.stateful {
+            return;
+        }
+        // A fresh state: a retried attempt's response starts over.
+        let mut f = Flight::default();
         if self.opts.headers {
-            self.heads.insert(tag, head.headers_owned());
+            f.head = Some(head.headers_owned());
         }
         if self.opts.title {
-            self.bodies.insert(tag, Vec::new());
+            f.title = Some(Vec::new());
         }
+        if !self.opts.calibrate && !self.want.is_empty() {
+            f.fp = Some(Fingerprinter::new(self.want));
+        }
+        if self.opts.filters.needs_text() {
+            let mut t = Vec::new();
+            for (n, v) in head.headers() {
+                t.extend_from_slice(n);
+                t.extend_from_slice(b": ");
+                t.extend_from_slice(v);
+                t.extend_from_slice(b"\r\n");
+            }
+            t.extend_from_slice(b"\r\n");
+            f.text = Some(t);
+        }
+        self.flights.insert(tag, f);
     }
 
     fn on_body(&mut self, tag: u64, chunk: &[u8]) {
-        if let Some(b) = self.bodies.get_mut(&tag) {
+        let Some(f) = self.flights.get_mut(&tag) else {
+            return;
+        };
+        if let Some(b) = &mut f.title {
             let room = TITLE_SCAN.saturating_sub(b.len());
             b.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        if let Some(fp) = &mut f.fp {
+            fp.update(chunk);
+        }
+        if let Some(t) = &mut f.text {
+            t.extend_from_slice(chunk);
         }
     }
 
     fn on_done(&mut self, o: Outcome) {
+        let verdict = match self.verdict.take() {
+            Some((tag, v)) if tag == o.tag => Some(v),
+            _ => None,
+        };
+        // A request cancelled at a stop is not a result: no line, not counted, so
+        // `--resume` redoes it.
+        if o.error.as_ref().map(|e| e.kind) == Some(volley::ErrorKind::Cancelled) {
+            return;
+        }
+        let soft404 = self.opts.calibrate.then(|| verdict.and_then(|v| v.soft404));
         self.progress.done.fetch_add(1, Relaxed);
         if o.error.is_some() {
             self.progress.errors.fetch_add(1, Relaxed);
         }
-        self.summary.add_outcome(&o);
-        // Kept only with --title / --headers; no map work per result otherwise.
-        let body = self
-            .opts
-            .title
-            .then(|| self.bodies.remove(&o.tag))
-            .flatten();
-        let heads = self
-            .opts
-            .headers
-            .then(|| self.heads.remove(&o.tag))
-            .flatten();
-        if !self.opts.filters.passes(&o) {
+        if soft404 == Some(Some(true)) {
+            self.progress.soft404.fetch_add(1, Relaxed);
+        }
+        self.summary.add_outcome(&o, soft404);
+        let mut flight = if self.stateful {
+            self.flights.remove(&o.tag)
+        } else {
+            None
+        };
+        let responded = o.status.is_some();
+        let fp: Option<Fingerprint> = if !responded {
+            None
+        } else if self.opts.calibrate {
+            verdict.and_then(|v| v.fingerprint)
+        } else if self.want.is_empty() {
+            None
+        } else {
+            let f = flight.as_mut().and_then(|f| f.fp.take());
+            Some(f.unwrap_or_else(|| Fingerprinter::new(self.want)).finish())
+        };
+        let counts = fp.and_then(|f| Some((f.words?, f.lines?)));
+        let text = flight
+            .as_ref()
+            .and_then(|f| f.text.as_deref())
+            .filter(|_| responded);
+        let seen = Seen { counts, text };
+        if !self.opts.filters.passes(&o, seen, soft404.flatten()) {
             return;
         }
         let x = Extras {
-            title: self
+            title: self.opts.title.then(|| {
+                flight
+                    .as_ref()
+                    .and_then(|f| f.title.as_deref())
+                    .and_then(html_title)
+            }),
+            headers: self.opts.headers.then(|| {
+                flight
+                    .as_ref()
+                    .and_then(|f| f.head.clone())
+                    .unwrap_or_default()
+            }),
+            counts: self.opts.counts.then_some(counts),
+            hash: self
                 .opts
-                .title
-                .then(|| body.as_deref().and_then(html_title)),
-            headers: self.opts.headers.then(|| heads.unwrap_or_default()),
+                .hash
+                .then(|| fp.and_then(|f| Some((f.sha256_hex()?, f.simhash_hex()?)))),
+            ip: self.opts.ip.then(|| o.peer.map(|a| a.ip())),
+            tls: self.opts.tls.then(|| o.tls.clone()),
+            soft404,
+            words_lines: counts,
+            color: self.opts.color,
         };
         self.opts.format.line(&mut self.buf, &o, &x);
         if self.buf.len() >= HIGH_WATER {
             self.gate.set_closed(true);
         }
+    }
+}
+
+impl VerdictHandler for Probe {
+    fn on_verdict(&mut self, tag: u64, verdict: Verdict) {
+        self.verdict = Some((tag, verdict));
+    }
+}
+
+/// A worker's handler: the probe, alone or behind the calibration adapter.
+pub trait Worker: Handler {
+    /// The probe.
+    fn probe(&mut self) -> &mut Probe;
+    /// The probe, and what calibration did (hosts, requests).
+    fn into_probe(self) -> Probe;
+}
+
+impl Worker for Probe {
+    fn probe(&mut self) -> &mut Probe {
+        self
+    }
+    fn into_probe(self) -> Probe {
+        self
+    }
+}
+
+impl Worker for CalibratedHandler<Probe> {
+    fn probe(&mut self) -> &mut Probe {
+        self.inner_mut()
+    }
+    fn into_probe(self) -> Probe {
+        let st = self.stats();
+        let mut p = self.into_inner();
+        let c = p.summary.calibration.get_or_insert_with(Default::default);
+        c.hosts += st.hosts;
+        c.requests += st.probes;
+        p
     }
 }

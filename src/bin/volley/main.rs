@@ -78,18 +78,65 @@ fn job(opts: &cli::Opts) -> run::Job {
         stream,
         notifiers,
         out,
-        output: handler::Options {
-            format: opts.format,
-            filters: filter::Filters {
-                matching: opts.match_status.clone(),
-                filtering: opts.filter_status.clone(),
-            },
-            title: opts.title,
-            headers: opts.show_headers,
-        },
+        output: output_options(opts),
+        calibrate: calibration(opts),
         // SAFETY: isatty only inspects the descriptor.
         progress: !opts.quiet && unsafe { libc::isatty(2) } == 1,
     }
+}
+
+/// How results are filtered and written.
+fn output_options(opts: &cli::Opts) -> handler::Options {
+    use filter::Conditions;
+    let to_stdout = opts.resume.is_none() && opts.output.is_none();
+    handler::Options {
+        format: opts.format,
+        filters: filter::Filters {
+            matching: Conditions {
+                status: opts.match_status.clone(),
+                size: opts.match_size.clone(),
+                words: opts.match_words.clone(),
+                lines: opts.match_lines.clone(),
+                regex: opts.match_regex.clone(),
+            },
+            filtering: Conditions {
+                status: opts.filter_status.clone(),
+                size: opts.filter_size.clone(),
+                words: opts.filter_words.clone(),
+                lines: opts.filter_lines.clone(),
+                regex: opts.filter_regex.clone(),
+            },
+            calibrated: opts.filter_calibrated,
+        },
+        title: opts.title,
+        headers: opts.show_headers,
+        counts: opts.counts,
+        hash: opts.hash,
+        ip: opts.ip,
+        tls: opts.tls_info,
+        calibrate: opts.calibrate || opts.filter_calibrated,
+        // SAFETY: isatty only inspects the descriptor.
+        color: opts.format == format::Format::Text
+            && to_stdout
+            && std::env::var_os("NO_COLOR").is_none()
+            && unsafe { libc::isatty(1) } == 1,
+    }
+}
+
+/// `--calibrate`: the adapter's settings (per worker: the park cap follows the
+/// worker's share of the concurrency, set in `run`).
+fn calibration(opts: &cli::Opts) -> Option<volley::calibrate::adapter::Options> {
+    use volley::calibrate::adapter::{Mode, Options};
+    if !(opts.calibrate || opts.filter_calibrated) {
+        return None;
+    }
+    let mode = match opts.targets() {
+        Ok(input::Targets::Wordlist { base, exts, .. }) => Mode::Wordlist { base, exts },
+        _ => Mode::List,
+    };
+    let mut o = Options::new(mode, opts.concurrency as usize);
+    o.want = output_options(opts).want();
+    Some(o)
 }
 
 /// `--resume FILE`: what FILE answered already (it is then appended to).

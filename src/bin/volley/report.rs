@@ -113,11 +113,13 @@ impl Report {
         let t = v.get("time_ms");
         let times = PHASES.map(|p| us(t.and_then(|t| t.get(p))));
         let url = v.get("url").and_then(|u| u.as_str()).unwrap_or("");
+        let soft404 = v.get("soft404").map(|s| s.as_bool());
         self.summary.add(&Record {
             status,
             error,
             times,
             url,
+            soft404,
         });
         let cap = self.expect.unwrap_or(MAX_N_UNCHECKED);
         if n > cap {

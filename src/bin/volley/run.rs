@@ -7,7 +7,7 @@
 //! stops pulling targets until they can (see `writer`). Every finished result is handed over before the run ends,
 //! also after a stop signal.
 
-use crate::handler::{Options, Probe, Progress};
+use crate::handler::{Options, Probe, Progress, Worker};
 use crate::input;
 use crate::summary::Summary;
 use crate::writer::{Gate, Gated, Queue, Sink, QUEUE_BYTES};
@@ -15,7 +15,8 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use volley::engine::{Config, Engine};
+use volley::calibrate::adapter::calibrated;
+use volley::engine::{Config, Engine, Source};
 
 /// Everything a run needs, from the options.
 pub struct Job {
@@ -31,6 +32,8 @@ pub struct Job {
     pub out: Box<dyn Write + Send>,
     /// What lines look like.
     pub output: Options,
+    /// `--calibrate`: the calibration adapter's settings.
+    pub calibrate: Option<volley::calibrate::adapter::Options>,
     /// Show the progress line.
     pub progress: bool,
 }
@@ -59,9 +62,29 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
         let probe = Probe::new(job.output.clone(), counters.clone(), gate.clone());
         let source = Gated::new(job.stream.handle(), gate);
         let (queue, notifiers, stop) = (sink.queue(), job.notifiers.clone(), stop.clone());
+        let calib = job.calibrate.clone().map(|mut c| {
+            c.park_cap = cfg.concurrency.saturating_mul(10);
+            c
+        });
         let t = std::thread::Builder::new()
             .name(format!("volley-worker-{w}"))
-            .spawn(move || worker(cfg, source, probe, &queue, &notifiers, &stop))
+            .spawn(move || {
+                // Engines (and the adapter's shared state) are built on their thread.
+                let fatal = |e: std::io::Error| -> ! {
+                    crate::fatal(&format!("cannot start the event loop: {e}"))
+                };
+                match calib {
+                    None => {
+                        let e = Engine::new(cfg, source, probe).unwrap_or_else(|e| fatal(e));
+                        worker(e, &queue, &notifiers, &stop)
+                    }
+                    Some(c) => {
+                        let (source, probe) = calibrated(source, probe, c);
+                        let e = Engine::new(cfg, source, probe).unwrap_or_else(|e| fatal(e));
+                        worker(e, &queue, &notifiers, &stop)
+                    }
+                }
+            })
             .unwrap_or_else(|e| crate::fatal(&format!("cannot start a worker: {e}")));
         threads.push(t);
     }
@@ -69,17 +92,12 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
     // Without a progress line, join waits for the workers with no polling delay.
     while job.progress && !threads.iter().all(|t| t.is_finished()) {
         std::thread::sleep(Duration::from_millis(250));
-        let done = counters.done.load(Ordering::Relaxed);
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        let of = if read_complete.load(Ordering::Relaxed) {
-            format!("/{}", read_total.load(Ordering::Relaxed))
-        } else {
-            String::new()
-        };
+        let total = read_complete
+            .load(Ordering::Relaxed)
+            .then(|| read_total.load(Ordering::Relaxed));
         crate::say(&format!(
-            "\r\x1b[K{done}{of} done, {:.0}/s, {} errors",
-            done as f64 / secs,
-            counters.errors.load(Ordering::Relaxed),
+            "\r\x1b[K{}",
+            progress_line(&counters, total, started.elapsed().as_secs_f64())
         ));
     }
     let mut summary = Summary::default();
@@ -113,6 +131,42 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
     }
 }
 
+/// The progress line: a bar when the total is known, done/total, rate, errors,
+/// soft-404s (when any) and the time left at the current rate.
+///
+/// `[########............]  1400/3000  47%  933/s  0 errors  12 soft-404  ETA 0:02`
+pub fn progress_line(c: &Progress, total: Option<u64>, secs: f64) -> String {
+    const WIDTH: u64 = 20;
+    let done = c.done.load(Ordering::Relaxed);
+    let rate = done as f64 / secs.max(1e-9);
+    let mut s = String::new();
+    match total {
+        Some(t) if t > 0 => {
+            let filled = (done.min(t) * WIDTH / t) as usize;
+            s.push_str(&format!(
+                "[{}{}] {done}/{t} {:>3}%",
+                "#".repeat(filled),
+                ".".repeat(WIDTH as usize - filled),
+                done.min(t) * 100 / t
+            ));
+        }
+        _ => s.push_str(&format!("{done} done")),
+    }
+    s.push_str(&format!(
+        "  {rate:.0}/s  {} errors",
+        c.errors.load(Ordering::Relaxed)
+    ));
+    let soft = c.soft404.load(Ordering::Relaxed);
+    if soft > 0 {
+        s.push_str(&format!("  {soft} soft-404"));
+    }
+    if let Some(t) = total.filter(|&t| t > done && rate > 0.0) {
+        let left = ((t - done) as f64 / rate).ceil() as u64;
+        s.push_str(&format!("  ETA {}:{:02}", left / 60, left % 60));
+    }
+    s
+}
+
 /// Lines are handed to the writer at least this often (and sooner when they add up
 /// to [`HANDOVER_BYTES`]): one hand-over per loop turn would cost a thread wake-up
 /// per turn, some 15 % of the CPU of a fast keep-alive run.
@@ -123,16 +177,12 @@ const HANDOVER_BYTES: usize = 64 * 1024;
 /// One worker: an engine on this thread until its share of the input is done (or
 /// the stop flag); hands its lines to the writer without waiting (every
 /// [`HANDOVER_EVERY`] at most), and all of them at the end. Returns its counts.
-fn worker(
-    cfg: Config,
-    source: Gated<input::Stream>,
-    probe: Probe,
+fn worker<S: Source, H: Worker>(
+    mut engine: Engine<S, H>,
     queue: &Queue,
     notifiers: &Mutex<Vec<volley::engine::Notifier>>,
     stop: &AtomicBool,
 ) -> Summary {
-    let mut engine = Engine::new(cfg, source, probe)
-        .unwrap_or_else(|e| crate::fatal(&format!("cannot start the event loop: {e}")));
     if let Ok(mut n) = notifiers.lock() {
         n.push(engine.notifier());
     }
@@ -140,7 +190,7 @@ fn worker(
     loop {
         // Wake at least every 250 ms to notice a stop signal delivered elsewhere,
         // and in time to hand over lines held no longer than HANDOVER_EVERY.
-        let wait = match engine.handler_mut().pending() {
+        let wait = match engine.handler_mut().probe().pending() {
             0 => Duration::from_millis(250),
             _ => HANDOVER_EVERY.saturating_sub(handed.elapsed()),
         };
@@ -149,7 +199,7 @@ fn worker(
             Err(e) => crate::fatal(&format!("event loop: {e}")),
         };
         let stopping = stop.load(Ordering::Relaxed) || !more;
-        let probe = engine.handler_mut();
+        let probe = engine.handler_mut().probe();
         if stopping
             || probe.held()
             || probe.pending() >= HANDOVER_BYTES
@@ -164,9 +214,39 @@ fn worker(
             break;
         }
     }
-    let mut probe = engine.into_parts().1;
+    let mut probe = engine.into_parts().1.into_probe();
     if let Err(e) = probe.finish(queue) {
         crate::fatal(&e);
     }
     probe.summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_bar() {
+        let c = Progress::default();
+        c.done.store(1400, Ordering::Relaxed);
+        c.errors.store(3, Ordering::Relaxed);
+        assert_eq!(
+            progress_line(&c, Some(3000), 2.0),
+            "[#########...........] 1400/3000  46%  700/s  3 errors  ETA 0:03"
+        );
+        c.soft404.store(12, Ordering::Relaxed);
+        assert_eq!(
+            progress_line(&c, None, 2.0),
+            "1400 done  700/s  3 errors  12 soft-404"
+        );
+        c.done.store(3000, Ordering::Relaxed);
+        assert!(
+            progress_line(&c, Some(3000), 1.0).starts_with("[####################] 3000/3000 100%")
+        );
+        assert!(!progress_line(&c, Some(3000), 1.0).contains("ETA"));
+        // Nothing done yet, or an empty input: no division by zero.
+        c.done.store(0, Ordering::Relaxed);
+        assert!(progress_line(&c, Some(0), 0.0).starts_with("0 done"));
+        assert!(!progress_line(&c, Some(10), 0.0).contains("ETA"));
+    }
 }

@@ -25,5 +25,7 @@ pub fn outcome(n: u64, status: Option<u16>, error: Option<ErrorKind>) -> Outcome
             ..Timings::default()
         },
         attempts: 1,
+        peer: None,
+        tls: None,
     }
 }

@@ -145,7 +145,71 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     if o.capped {
         out.extend_from_slice(b",\"capped\":true");
     }
+    if let Some(c) = &x.counts {
+        out.extend_from_slice(b",\"words\":");
+        opt_num(out, c.map(|c| c.0));
+        out.extend_from_slice(b",\"lines\":");
+        opt_num(out, c.map(|c| c.1));
+    }
+    if let Some(h) = &x.hash {
+        out.extend_from_slice(b",\"body_sha256\":");
+        opt_str(out, h.as_ref().map(|h| h.0.as_str()));
+        out.extend_from_slice(b",\"simhash\":");
+        opt_str(out, h.as_ref().map(|h| h.1.as_str()));
+    }
+    if let Some(ip) = &x.ip {
+        out.extend_from_slice(b",\"ip\":");
+        opt_str(out, ip.map(|a| a.to_string()).as_deref());
+    }
+    if let Some(t) = &x.tls {
+        out.extend_from_slice(b",\"tls\":");
+        match t {
+            Some(t) => tls(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    if let Some(s) = &x.soft404 {
+        out.extend_from_slice(match s {
+            Some(true) => b",\"soft404\":true",
+            Some(false) => b",\"soft404\":false",
+            None => b",\"soft404\":null",
+        });
+    }
     out.extend_from_slice(b"}\n");
+}
+
+/// The `tls` object: version, cipher, and the leaf certificate's subject CN, SANs,
+/// issuer, not-after and SPKI pin (`null` for what the peer did not send).
+fn tls(out: &mut Vec<u8>, t: &volley::engine::api::TlsInfo) {
+    let cert = t.certificate();
+    let c = cert.as_ref();
+    out.extend_from_slice(b"{\"version\":");
+    json_str(out, &t.version);
+    out.extend_from_slice(b",\"cipher\":");
+    json_str(out, &t.cipher);
+    out.extend_from_slice(b",\"subject\":");
+    opt_str(out, c.and_then(|c| c.subject_cn.as_deref()));
+    out.extend_from_slice(b",\"sans\":");
+    match c {
+        Some(c) => {
+            out.push(b'[');
+            for (i, s) in c.sans.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(out, s);
+            }
+            out.push(b']');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"issuer\":");
+    opt_str(out, c.map(|c| c.issuer.as_str()));
+    out.extend_from_slice(b",\"not_after\":");
+    opt_str(out, c.and_then(|c| c.not_after.as_deref()));
+    out.extend_from_slice(b",\"pin_sha256\":");
+    opt_str(out, c.and_then(|c| c.pin_sha256.as_deref()));
+    out.push(b'}');
 }
 
 #[cfg(test)]
@@ -192,5 +256,75 @@ mod tests {
         assert_eq!(j["n"], 3);
         assert_eq!(j["time_ms"]["total"], 1.0);
         assert!(s.starts_with("{\"n\":3,\"input\":"));
+    }
+
+    #[test]
+    fn optional_keys_in_contract_order() {
+        let mut o = crate::testutil::outcome(4, Some(200), None);
+        o.capped = true;
+        let x = Extras {
+            title: Some(None),
+            headers: Some(Vec::new()),
+            counts: Some(Some((3, 2))),
+            hash: Some(Some(("ab".into(), "00000000000000ff".into()))),
+            ip: Some(Some("127.0.0.1".parse().unwrap())),
+            tls: Some(Some(std::sync::Arc::new(volley::engine::api::TlsInfo {
+                version: "TLSv1_3".into(),
+                cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                leaf: None,
+            }))),
+            soft404: Some(Some(true)),
+            ..Extras::default()
+        };
+        let mut v = Vec::new();
+        line(&mut v, &o, &x);
+        let s = String::from_utf8(v).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let tail = [
+            "attempts",
+            "title",
+            "headers",
+            "capped",
+            "words",
+            "lines",
+            "body_sha256",
+            "simhash",
+            "ip",
+            "tls",
+            "soft404",
+        ];
+        let at: Vec<usize> = tail
+            .iter()
+            .map(|k| s.rfind(&format!("\"{k}\":")).expect(k))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{s}");
+        assert_eq!(j["words"], 3);
+        assert_eq!(j["ip"], "127.0.0.1");
+        assert_eq!(j["tls"]["version"], "TLSv1_3");
+        assert!(j["tls"]["subject"].is_null());
+        assert_eq!(j["soft404"], true);
+        // Asked for, but nothing to say: null, never missing.
+        let x = Extras {
+            counts: Some(None),
+            hash: Some(None),
+            ip: Some(None),
+            tls: Some(None),
+            soft404: Some(None),
+            ..Extras::default()
+        };
+        let mut v = Vec::new();
+        line(&mut v, &crate::testutil::outcome(5, None, None), &x);
+        let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        for k in [
+            "words",
+            "lines",
+            "body_sha256",
+            "simhash",
+            "ip",
+            "tls",
+            "soft404",
+        ] {
+            assert!(j[k].is_null(), "{k}");
+        }
     }
 }

@@ -21,13 +21,28 @@ pub enum Format {
     Text,
 }
 
-/// Optional per-result extras (`--title`, `--headers`).
+/// Optional per-result extras: each is `None` when its option was not given, and
+/// `Some(None)` when it was but the result has no value (written as `null`).
 #[derive(Debug, Default)]
 pub struct Extras {
     /// `Some(title)` with --title (`None` inside: no title found).
     pub title: Option<Option<String>>,
     /// With --headers: the final response's fields (empty without a response).
     pub headers: Option<Vec<(String, String)>>,
+    /// With --counts: words and lines of the body read (none without a response).
+    pub counts: Option<Option<(u64, u64)>>,
+    /// With --hash: `body_sha256` and `simhash`, hex (none without a response).
+    pub hash: Option<Option<(String, String)>>,
+    /// With --ip: the final connection's peer address.
+    pub ip: Option<Option<std::net::IpAddr>>,
+    /// With --tls-info: the final connection's TLS details (none without TLS).
+    pub tls: Option<Option<std::sync::Arc<volley::engine::api::TlsInfo>>>,
+    /// With --calibrate: the verdict.
+    pub soft404: Option<Option<bool>>,
+    /// Words and lines when known (the text format shows them whenever they are).
+    pub words_lines: Option<(u64, u64)>,
+    /// Colour the text format (stdout is a terminal).
+    pub color: bool,
 }
 
 impl Format {
@@ -67,6 +82,10 @@ mod tests {
                 &Extras {
                     title: Some(Some("t\nt".into())),
                     headers: Some(vec![("a".into(), "b\n".into())]),
+                    counts: Some(Some((1, 2))),
+                    hash: Some(None),
+                    soft404: Some(Some(true)),
+                    ..Extras::default()
                 },
             );
             assert!(v.ends_with(b"\n"), "{f:?}");

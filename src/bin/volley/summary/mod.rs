@@ -38,6 +38,21 @@ pub struct Record<'a> {
     pub times: [Option<u64>; 5],
     /// The URL of the first request (for the hosts with most errors).
     pub url: &'a str,
+    /// With `--calibrate`: the result's `soft404` (`None` without calibration).
+    pub soft404: Option<Option<bool>>,
+}
+
+/// What calibration did in a run (`--calibrate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calibration {
+    /// Results with `soft404: true`.
+    pub soft404: u64,
+    /// Results with `soft404: null` (their host could not be calibrated).
+    pub unknown: u64,
+    /// Hosts calibrated (live run only).
+    pub hosts: u64,
+    /// Calibration requests sent (live run only).
+    pub requests: u64,
 }
 
 /// Counts for the end-of-run summary.
@@ -54,6 +69,8 @@ pub struct Summary {
     pub phases: [Histogram; 5],
     /// Hosts with the most errors.
     pub hosts: TopK,
+    /// With `--calibrate` (or a report over calibrated results).
+    pub calibration: Option<Calibration>,
 }
 
 fn us(d: Option<Duration>) -> Option<u64> {
@@ -64,6 +81,14 @@ impl Summary {
     /// Counts one result.
     pub fn add(&mut self, r: &Record<'_>) {
         self.total += 1;
+        if let Some(v) = r.soft404 {
+            let c = self.calibration.get_or_insert_with(Calibration::default);
+            match v {
+                Some(true) => c.soft404 += 1,
+                None => c.unknown += 1,
+                Some(false) => {}
+            }
+        }
         match (r.error, r.status) {
             (Some(kind), _) => {
                 if let Some(c) = self.errors.get_mut(kind) {
@@ -90,14 +115,15 @@ impl Summary {
         }
     }
 
-    /// Counts one outcome of the live run.
-    pub fn add_outcome(&mut self, o: &Outcome) {
+    /// Counts one outcome of the live run (`soft404`: with `--calibrate`, its verdict).
+    pub fn add_outcome(&mut self, o: &Outcome, soft404: Option<Option<bool>>) {
         let t = &o.timings;
         self.add(&Record {
             status: o.status,
             error: o.error.as_ref().map(|e| e.kind.as_str()),
             times: [us(t.dns), us(t.connect), us(t.tls), us(t.ttfb), us(t.total)],
             url: &o.url,
+            soft404,
         });
     }
 
@@ -120,6 +146,13 @@ impl Summary {
             a.merge(b);
         }
         self.hosts.merge(&o.hosts);
+        if let Some(b) = o.calibration {
+            let a = self.calibration.get_or_insert_with(Calibration::default);
+            a.soft404 += b.soft404;
+            a.unknown += b.unknown;
+            a.hosts += b.hosts;
+            a.requests += b.requests;
+        }
     }
 
     /// Results counted in a class or under a kind (always equal to `total`).
@@ -162,6 +195,24 @@ impl Summary {
             let _ = write!(out, ", {counts}");
         }
         out.push('\n');
+        if let Some(c) = self.calibration {
+            let _ = write!(
+                out,
+                "{prefix}soft-404: {} of {} results",
+                c.soft404, self.total
+            );
+            if c.unknown > 0 {
+                let _ = write!(out, ", {} not calibrated (host did not answer)", c.unknown);
+            }
+            if c.hosts > 0 {
+                let _ = write!(
+                    out,
+                    "; {} host(s) calibrated with {} requests (not counted as targets)",
+                    c.hosts, c.requests
+                );
+            }
+            out.push('\n');
+        }
         if self.phases.iter().any(|h| h.count() > 0) {
             let _ = writeln!(
                 out,
@@ -286,6 +337,7 @@ mod tests {
             error,
             times: [None, None, None, None, total],
             url: "http://h.example/x",
+            soft404: None,
         }
     }
 
