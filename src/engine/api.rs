@@ -242,6 +242,17 @@ pub struct Config {
     pub retries: u32,
     /// First retry backoff; doubles each retry, plus jitter.
     pub retry_backoff: Duration,
+    /// Politeness adapts per host (`--no-adapt` turns it off): a 429 or 503, or a
+    /// run of timeouts, pauses that host and halves its concurrency, which grows
+    /// back with successes (see `docs/politeness.md`).
+    pub adapt: bool,
+    /// The longest `Retry-After` waited for (`--max-retry-after`): a longer one is
+    /// not retried (the result is that response), and a host's pause is never
+    /// longer.
+    pub max_retry_after: Duration,
+    /// New requests per second to each scheme/host/port (0 = no limit), in all
+    /// engines that share `shared` together.
+    pub rate_per_host: f64,
     /// Follow redirects.
     pub follow: bool,
     /// Most redirects followed.
@@ -307,6 +318,9 @@ impl Default for Config {
             total_timeout: Some(Duration::from_secs(30)),
             retries: 1,
             retry_backoff: Duration::from_millis(200),
+            adapt: true,
+            max_retry_after: Duration::from_secs(60),
+            rate_per_host: 0.0,
             follow: false,
             max_redirects: 10,
             location_trusted: false,

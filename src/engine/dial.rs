@@ -38,6 +38,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// What the dialer wants done next.
+// `Open` carries the new connection by value: a `Step` lives for one call, and a
+// box would cost an allocation per connection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Step {
     /// Wait for readiness (or the resolver).

@@ -44,8 +44,7 @@ mod conns;
 mod deadline;
 mod dial;
 mod exchange;
-// Phase 1: the seam and its tests; the driver uses it once the engine work lands.
-#[allow(dead_code, unused_imports)]
+mod gate;
 mod politeness;
 mod pool;
 mod rate;
@@ -59,6 +58,7 @@ pub use api::{
     Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
     Source, Stats, Timings,
 };
+pub use politeness::{HostReport, HostView};
 pub use shared::Shared;
 use task::{Task, TaskState};
 
@@ -70,7 +70,7 @@ use dial::{Dialer, Step};
 use mio::{Events, Poll, Token, Waker};
 use pool::Pool;
 use slab::Slab;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -123,6 +123,11 @@ pub struct Engine<S: Source, H: Handler> {
     dns_done: Vec<Answered>,
     /// Tasks whose backoff ended, waiting for a slot (before new source requests).
     ready: VecDeque<usize>,
+    /// Parked tasks (`gate.rs`) by host, oldest first; `parked_count` in all.
+    parked: HashMap<String, VecDeque<usize>>,
+    parked_count: usize,
+    /// Tasks out of the parking area, waiting for a slot (before all others).
+    unparked: VecDeque<usize>,
     /// Waiters to wake, in order (see `Handoff`); `handing` while the list runs.
     handoffs: VecDeque<Handoff>,
     handing: bool,
@@ -163,11 +168,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
         let member = cfg.shared.join(waker.clone(), cfg.rate);
+        let adapt_or_rate = cfg.adapt || cfg.rate_per_host > 0.0;
         let now = Instant::now();
         let seed = now.elapsed().subsec_nanos() as u64
             ^ (std::process::id() as u64) << 32
             ^ 0x9e37_79b9_7f4a_7c15;
-        Ok(Engine {
+        let engine = Engine {
             cfg: Config {
                 concurrency: cfg.concurrency.max(1),
                 ..cfg
@@ -186,6 +192,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
             resolver,
             dns_done: Vec::new(),
             ready: VecDeque::new(),
+            parked: HashMap::new(),
+            parked_count: 0,
+            unparked: VecDeque::new(),
             handoffs: VecDeque::new(),
             handing: false,
             active: 0,
@@ -200,7 +209,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
             rng: retry::Rng::new(seed),
             stats: Stats::default(),
             now,
-        })
+        };
+        if adapt_or_rate {
+            engine.cfg.shared.polite_join(engine.polite_policy());
+        }
+        Ok(engine)
     }
 
     /// A handle that wakes the engine from another thread.
@@ -329,7 +342,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.stopped() {
             self.cancel_all();
         }
+        if self.is_finished() {
+            self.release_finished();
+        }
         Ok(!self.is_finished())
+    }
+
+    /// Finished for good (the source is exhausted): with a `--per-host` shared with
+    /// other engines, the idle connections are closed, so that their slots go to
+    /// engines still running rather than staying counted to the end.
+    fn release_finished(&mut self) {
+        if self.cfg.per_host == 0 {
+            return;
+        }
+        while let Some(c) = self.pool.take_any_idle() {
+            self.close_conn(c);
+        }
     }
 
     // ----- time -------------------------------------------------------------------
@@ -427,6 +455,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         } else if task.state == TaskState::Queued {
             // A file-descriptor wait: the task kept its slot.
             self.start_attempt(t);
+        } else if task.state == TaskState::Parked {
+            self.unpark(t);
         }
     }
 
@@ -448,12 +478,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
+            if let Some(t) = self.unparked.pop_front() {
+                // Out of the parking area: its hop (not a new attempt) starts.
+                self.active += 1;
+                self.start_hop(t);
+                continue;
+            }
             if let Some(t) = self.ready.pop_front() {
                 self.active += 1;
                 self.start_attempt(t);
                 continue;
             }
-            if self.source_done {
+            if self.source_done || self.park_full() {
                 break;
             }
             let Some(undo) = self.rate_take() else {

@@ -60,7 +60,6 @@ pub(crate) fn backoff_ms(base_ms: u64, attempts: u32, rng: &mut Rng) -> u64 {
 
 /// What to do after a final response, for [`after_response`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // until the driver uses it
 pub(crate) enum AfterResponse {
     /// The response is the result.
     Keep,
@@ -71,7 +70,6 @@ pub(crate) enum AfterResponse {
 }
 
 /// The methods RFC 9110 §9.2.2 defines as idempotent.
-#[allow(dead_code)] // until the driver uses it
 pub(crate) fn idempotent(method: &str) -> bool {
     matches!(
         method,
@@ -83,7 +81,6 @@ pub(crate) fn idempotent(method: &str) -> bool {
 /// retried, after `attempts` attempts (this one included) with `retries` allowed;
 /// `retry_after` is the wait its `Retry-After` asked for (`None`: absent or not
 /// valid), `cap` is `--max-retry-after`.
-#[allow(dead_code)] // until the driver uses it
 pub(crate) fn after_response(
     status: u16,
     idempotent: bool,

@@ -24,6 +24,7 @@ use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::resolve::{Addrs, Lookup};
 use crate::target::Target;
+use crate::timer::TimerKey;
 use slab::Slab;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,9 @@ pub(super) enum TaskState {
     Exchanging,
     /// Retry backoff; no slot held.
     Backoff,
+    /// Its host may not take it yet (paused, at its limit, `--rate-per-host`): in
+    /// the parking area, no slot held, no deadline running (`gate.rs`).
+    Parked,
 }
 
 /// A request in progress: what lasts across attempts, and the current attempt.
@@ -64,6 +68,10 @@ pub(super) struct Task {
     pub(super) deadlines: Deadlines,
     /// The current attempt.
     pub(super) a: Attempt,
+    /// Counted in flight at its hop's host since then (`gate.rs`).
+    pub(super) held: Option<Instant>,
+    /// While parked: the wheel entry that wakes it.
+    pub(super) park_timer: Option<TimerKey>,
 }
 
 impl Task {
@@ -137,6 +145,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             state: TaskState::Queued,
             deadlines: Deadlines::default(),
             a: Attempt::default(),
+            held: None,
+            park_timer: None,
         });
         self.active += 1;
         self.start_attempt(t);
@@ -170,6 +180,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Gets a connection for the current URL: pooled, or a new one when the
     /// per-host limit allows, else waits for one.
     pub(super) fn start_hop(&mut self, t: usize) {
+        if !self.gate(t) {
+            return;
+        }
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
         let (limit, shared, me) = (self.cfg.per_host, &self.cfg.shared, self.member.id);
@@ -331,6 +344,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
         self.give_back(t);
+        self.host_done(t, Some(e.kind));
         let task = &mut self.tasks[t];
         let failure = retry::Failure {
             kind: e.kind,
@@ -340,17 +354,24 @@ impl<S: Source, H: Handler> Engine<S, H> {
             attempts: task.attempts,
         };
         if retry::should_retry(failure, self.cfg.retries) {
-            task.deadlines.cancel(&mut self.wheel);
-            task.state = TaskState::Backoff;
             let base = self.cfg.retry_backoff.as_millis() as u64;
             let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
-            self.active -= 1;
-            self.in_backoff += 1;
-            let at = self.deadline_ms(Duration::from_millis(delay));
-            self.wheel.insert(at, TimerRef::Wake(t));
+            self.backoff(t, Duration::from_millis(delay));
             return;
         }
         self.finish(t, Some(e));
+    }
+
+    /// The task waits `delay` for its next attempt, holding no slot and running no
+    /// deadline.
+    pub(super) fn backoff(&mut self, t: usize, delay: Duration) {
+        let task = &mut self.tasks[t];
+        task.deadlines.cancel(&mut self.wheel);
+        task.state = TaskState::Backoff;
+        self.active -= 1;
+        self.in_backoff += 1;
+        let at = self.deadline_ms(delay);
+        self.wheel.insert(at, TimerRef::Wake(t));
     }
 
     /// Gives back what the task holds: its connection, or its pool slot while it
@@ -379,7 +400,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn cancel_all(&mut self) {
         // Tasks queued after backoff hold no slot: count them in, as `finish` gives
         // one back.
-        for _ in self.ready.drain(..) {
+        for _ in self.ready.drain(..).chain(self.unparked.drain(..)) {
             self.active += 1;
         }
         let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
@@ -389,6 +410,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             }
             if self.tasks[t].state == TaskState::Backoff {
                 self.in_backoff -= 1;
+                self.active += 1;
+            }
+            if self.tasks[t].state == TaskState::Parked {
+                self.unpark_out(t);
                 self.active += 1;
             }
             self.give_back(t);
@@ -401,6 +426,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     pub(super) fn finish(&mut self, t: usize, error: Option<Error>) {
+        self.host_done(t, error.as_ref().map(|e| e.kind));
         let mut task = self.tasks.remove(t);
         task.deadlines.cancel(&mut self.wheel);
         self.active -= 1;

@@ -15,13 +15,19 @@
 //! - one congestion event cuts once: a push-back answering a request sent before the
 //!   last cut (it was already in flight) may lengthen the pause but does not halve
 //!   again, as TCP cuts its window once per round trip;
+//! - a push-back also teaches a *cap*: the requests the host held when it pushed
+//!   back, minus one (at least [`MIN_LIMIT`]) — the level it refused;
 //! - every [`GROW_WINDOW`] successes (responses other than 429/503, to requests sent
-//!   after the last cut, while not paused) raise the limit by one, up to the ceiling
-//!   (`--per-host`, else `-c`);
+//!   after the last cut, while not paused) raise the limit by one, up to the cap;
+//!   once [`PROBE_WINDOW`] successes have been had at the cap, the cap (and the
+//!   limit) rise by one, to probe whether the host takes more now — never above the
+//!   ceiling (`--per-host`, else `-c`);
 //! - other failures (refused, TLS, DNS, ...) are neither: they leave everything as is;
+//! - the limit holds back requests only below the ceiling: at the ceiling the
+//!   engine's own `--per-host` and `-c` apply, as they would without this module;
 //! - with adaptation off (`--no-adapt`) only the counters and the rate apply.
 //!
-//! Invariants: `MIN_LIMIT ≤ limit ≤ ceiling`; `in_flight` counts starts minus
+//! Invariants: `MIN_LIMIT ≤ limit ≤ cap ≤ ceiling`; `in_flight` counts starts minus
 //! finishes (debug builds assert it never goes below zero); a pause never ends
 //! earlier than one already set; the rate bucket never lends credit for idle time.
 
@@ -34,6 +40,8 @@ pub const GROW_WINDOW: u32 = 10;
 pub const TROUBLE_RUN: u32 = 5;
 /// The lowest limit a host is cut to.
 pub const MIN_LIMIT: usize = 1;
+/// Successes at the cap before the cap rises by one (a probe).
+pub const PROBE_WINDOW: u32 = 100;
 /// The longest pause computed from the backoff (a `Retry-After` may ask for more, up
 /// to `max_retry_after`).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -89,6 +97,8 @@ pub enum Admit {
 #[derive(Debug, Clone)]
 pub struct HostState {
     limit: usize,
+    cap: usize,
+    at_cap: u32,
     in_flight: usize,
     paused_until: Option<Instant>,
     pause_began: Option<Instant>,
@@ -107,6 +117,8 @@ impl HostState {
     pub fn new(p: &Policy) -> HostState {
         HostState {
             limit: p.ceiling.max(MIN_LIMIT),
+            cap: p.ceiling.max(MIN_LIMIT),
+            at_cap: 0,
             in_flight: 0,
             paused_until: None,
             pause_began: None,
@@ -126,7 +138,8 @@ impl HostState {
             if let Some(until) = self.paused_until.filter(|&u| u > now) {
                 return Admit::Until(until);
             }
-            if self.in_flight >= self.limit {
+            // At the ceiling the engine's own limits (`--per-host`, `-c`) hold.
+            if self.in_flight >= self.limit && self.limit < p.ceiling.max(MIN_LIMIT) {
                 return Admit::Full;
             }
         }
@@ -170,11 +183,29 @@ impl HostState {
                     self.successes += 1;
                     if self.successes >= GROW_WINDOW {
                         self.successes = 0;
-                        self.limit = (self.limit + 1).min(p.ceiling.max(MIN_LIMIT));
+                        self.grow(p);
                     }
                 }
             }
             Signal::Neutral => {}
+        }
+    }
+
+    /// A window of successes: one more, up to the cap; at the cap, a probe after
+    /// [`PROBE_WINDOW`] successes.
+    fn grow(&mut self, p: &Policy) {
+        let ceiling = p.ceiling.max(MIN_LIMIT);
+        if self.limit < self.cap {
+            self.limit += 1;
+            return;
+        }
+        if self.cap < ceiling {
+            self.at_cap += GROW_WINDOW;
+            if self.at_cap >= PROBE_WINDOW {
+                self.at_cap = 0;
+                self.cap += 1;
+                self.limit = self.cap;
+            }
         }
     }
 
@@ -191,7 +222,11 @@ impl HostState {
         let new_event = self.last_cut.is_none_or(|c| sent_at >= c);
         if new_event {
             self.strikes = self.strikes.saturating_add(1);
-            self.limit = (self.limit / 2).max(MIN_LIMIT);
+            // The requests the host held when it pushed back: this one included.
+            let held = self.in_flight + 1;
+            self.cap = (held - 1).clamp(MIN_LIMIT, p.ceiling.max(MIN_LIMIT));
+            self.at_cap = 0;
+            self.limit = (self.limit / 2).clamp(MIN_LIMIT, self.cap);
             self.successes = 0;
             self.last_cut = Some(now);
         }
@@ -248,6 +283,7 @@ impl HostState {
             && self.trouble_run == 0
             && self.strikes == 0
             && self.limit == p.ceiling.max(MIN_LIMIT)
+            && self.cap == self.limit
             && !self.is_paused(now)
             && self.next_start.is_none_or(|t| t <= now)
     }
@@ -289,9 +325,16 @@ mod tests {
         let t = Instant::now();
         let mut h = HostState::new(&p);
         assert_eq!(h.admit(&p, t), Admit::Go);
+        for _ in 0..6 {
+            h.started(&p, t);
+        }
+        // Seven in flight: halved to 4 (the cap is 6).
         one(&mut h, &p, t, t + ms(10), Signal::PushBack(Some(ms(1000))));
         assert_eq!(h.limit(), 4);
         assert_eq!(h.pushbacks(), 1);
+        for _ in 0..6 {
+            h.finished(&p, t + ms(10), t, Signal::Neutral);
+        }
         assert_eq!(h.admit(&p, t + ms(500)), Admit::Until(t + ms(1010)));
         assert_eq!(h.paused_until(t + ms(500)), Some(t + ms(1010)));
         assert_eq!(h.admit(&p, t + ms(1010)), Admit::Go);
@@ -342,35 +385,75 @@ mod tests {
         for i in 1..8 {
             h.finished(&p, t + ms(10 + i), t, Signal::PushBack(Some(ms(1000))));
         }
-        assert_eq!(h.limit(), 8, "one cut for one event");
+        // Halved to 8, and capped at the 8 held − 1; once.
+        assert_eq!(h.limit(), 7, "one cut for one event");
         assert_eq!(h.pushbacks(), 8);
         assert_eq!(h.paused_until(t), Some(t + ms(1017)));
         assert_eq!(h.longest_pause(), ms(1007));
         // A request sent after the cut that is pushed back again cuts again.
         let later = t + ms(1100);
+        h.started(&p, later);
+        h.started(&p, later);
         one(&mut h, &p, later, later, Signal::PushBack(None));
-        assert_eq!(h.limit(), 4);
+        assert_eq!(h.limit(), 2, "7 / 2 = 3, capped at the 3 held − 1");
     }
 
     #[test]
-    fn grows_by_one_per_window_up_to_the_ceiling() {
-        let p = policy(4);
+    fn grows_by_one_per_window_up_to_the_cap_then_probes_to_the_ceiling() {
+        let p = policy(8);
         let mut t = Instant::now();
         let mut h = HostState::new(&p);
-        one(&mut h, &p, t, t, Signal::PushBack(Some(ms(0))));
+        // Pushed back with 5 in flight: the cap is 4, the limit 8 / 2 = 4.
+        for _ in 0..5 {
+            h.started(&p, t);
+        }
+        h.finished(&p, t, t, Signal::PushBack(Some(ms(0))));
+        for _ in 0..4 {
+            h.finished(&p, t, t, Signal::Neutral);
+        }
+        assert_eq!(h.limit(), 4);
+        // Pushed back again with one in flight: the cap is 1 (at least MIN_LIMIT).
+        t += ms(1);
         one(&mut h, &p, t, t, Signal::PushBack(Some(ms(0))));
         assert_eq!(h.limit(), 1);
+        let mut limits = Vec::new();
+        for _ in 0..1000 {
+            t += ms(1);
+            one(&mut h, &p, t, t, Signal::Success);
+            limits.push(h.limit());
+        }
+        // At the cap (1): a probe after PROBE_WINDOW successes, then one per
+        // window up to the new cap, and so on; never above the ceiling.
+        let w = GROW_WINDOW as usize;
+        let probe = PROBE_WINDOW as usize;
+        assert_eq!(limits[probe - 2], 1);
+        assert_eq!(limits[probe - 1], 2);
+        assert_eq!(limits[2 * probe - 2], 2);
+        assert_eq!(limits[2 * probe - 1], 3);
+        assert!(limits.iter().all(|&l| l <= 8));
+        assert_eq!(limits[999], 8, "probed up to the ceiling");
+        assert!(
+            limits.windows(w).all(|x| x[w - 1] <= x[0] + 1),
+            "one per window"
+        );
+        // With a cap learned high, growth is one per window.
+        let mut h = HostState::new(&p);
+        for _ in 0..8 {
+            h.started(&p, t);
+        }
+        h.finished(&p, t, t, Signal::PushBack(Some(ms(0))));
+        for _ in 0..7 {
+            h.finished(&p, t, t, Signal::Neutral);
+        }
+        assert_eq!(h.limit(), 4);
         let mut limits = Vec::new();
         for _ in 0..40 {
             t += ms(1);
             one(&mut h, &p, t, t, Signal::Success);
             limits.push(h.limit());
         }
-        assert_eq!(limits[8], 1);
-        assert_eq!(limits[9], 2);
-        assert_eq!(limits[19], 3);
-        assert_eq!(limits[29], 4);
-        assert_eq!(limits[39], 4, "never above the ceiling");
+        assert_eq!((limits[8], limits[9], limits[19], limits[29]), (4, 5, 6, 7));
+        assert_eq!(limits[39], 7, "the cap: one below the level pushed back");
     }
 
     #[test]
@@ -407,6 +490,9 @@ mod tests {
         }
         assert_eq!((h.limit(), h.is_paused(t)), (8, false));
         t += ms(1);
+        for _ in 0..6 {
+            h.started(&p, t);
+        }
         one(&mut h, &p, t, t, Signal::Trouble);
         assert_eq!(h.limit(), 4);
         assert_eq!(h.paused_until(t), Some(t + ms(200)));
@@ -414,14 +500,26 @@ mod tests {
     }
 
     #[test]
-    fn limit_holds_requests_in_flight() {
-        let p = policy(2);
+    fn limit_holds_requests_in_flight_below_the_ceiling() {
+        let p = policy(4);
         let t = Instant::now();
         let mut h = HostState::new(&p);
-        h.started(&p, t);
-        h.started(&p, t);
+        for _ in 0..6 {
+            h.started(&p, t);
+        }
+        assert_eq!(
+            h.admit(&p, t),
+            Admit::Go,
+            "at the ceiling, -c and --per-host hold"
+        );
+        h.finished(&p, t, t, Signal::PushBack(Some(ms(0))));
+        assert_eq!(h.limit(), 2);
         assert_eq!(h.admit(&p, t), Admit::Full);
-        h.finished(&p, t, t, Signal::Success);
+        for _ in 0..3 {
+            h.finished(&p, t, t, Signal::Neutral);
+        }
+        assert_eq!(h.admit(&p, t), Admit::Full, "two in flight");
+        h.finished(&p, t, t, Signal::Neutral);
         assert_eq!(h.admit(&p, t), Admit::Go);
     }
 
@@ -518,8 +616,10 @@ mod tests {
                 }
                 proptest::prop_assert!(h.limit() >= MIN_LIMIT && h.limit() <= ceiling);
                 proptest::prop_assert_eq!(h.in_flight(), sent.len());
-                if adapt {
-                    proptest::prop_assert!(h.in_flight() <= ceiling);
+                if adapt && h.admit(&p, now) == Admit::Go {
+                    proptest::prop_assert!(
+                        h.in_flight() < h.limit() || h.limit() == ceiling
+                    );
                 }
                 if let (Some(b), Some(a)) = (before, h.paused_until) {
                     proptest::prop_assert!(a >= b);

@@ -7,9 +7,9 @@
 //!
 //! - [`retry_after`]: the `Retry-After` field (delta-seconds or any of the three
 //!   HTTP-date forms) as the wait it asks for, relative to a given `SystemTime`;
-//! - [`host`]: one host's [`HostState`] under a [`Policy`] — the constants of the
-//!   policy ([`GROW_WINDOW`], [`TROUBLE_RUN`], [`MIN_LIMIT`], [`MAX_BACKOFF`]) are
-//!   documented there;
+//! - [`host`]: one host's [`host::HostState`] under a [`Policy`] — the constants of
+//!   the policy ([`host::GROW_WINDOW`], [`host::TROUBLE_RUN`], [`host::MIN_LIMIT`],
+//!   [`host::MAX_BACKOFF`]) are documented there;
 //! - [`table`]: all hosts' states, the embedder's view ([`HostView`]) and the
 //!   summary's list ([`HostReport`]).
 //!
@@ -21,7 +21,5 @@ pub mod host;
 pub mod retry_after;
 pub mod table;
 
-pub use host::{
-    Admit, HostState, Policy, Signal, GROW_WINDOW, MAX_BACKOFF, MIN_LIMIT, TROUBLE_RUN,
-};
+pub use host::{Admit, Policy, Signal};
 pub use table::{HostReport, HostView, Table};

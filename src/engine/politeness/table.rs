@@ -62,11 +62,6 @@ impl Table {
         }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     fn get(&self, k: Key<'_>) -> Option<&HostState> {
         self.map
             .get(k.host)?
@@ -232,7 +227,8 @@ mod tests {
         assert_eq!(t.admit(a_tls, now), Admit::Go);
         assert_eq!(t.admit(a, now), Admit::Until(now + Duration::from_secs(2)));
         let v = t.view(a, now).unwrap();
-        assert_eq!((v.limit, v.in_flight, v.pushbacks), (4, 0, 1));
+        // One request held when it pushed back: the cap, and the limit, are 1.
+        assert_eq!((v.limit, v.in_flight, v.pushbacks), (1, 0, 1));
         assert_eq!(v.paused_until, Some(now + Duration::from_secs(2)));
         assert_eq!(t.view(b, now), None);
     }
