@@ -461,3 +461,43 @@ fn rate_per_host_paces_each_host_apart() {
     assert!(sb[1].arrived < sa[2].arrived, "b held behind a's pace");
     assert!(sa[1].arrived > sb[0].arrived && sa[0].arrived < sa[1].arrived);
 }
+
+/// The binary: `--max-retry-after`, `--no-adapt`, and the summary's lines for the
+/// hosts that pushed back.
+#[test]
+fn the_binary_reports_hosts_that_pushed_back() {
+    // A fresh host per run: its first two answers are 429s.
+    let volley = |extra: &[&str]| {
+        let h = host(|nth, _, _| match nth {
+            0 | 1 => (429, "Retry-After: 0\r\n".into(), Duration::ZERO),
+            _ => (200, String::new(), Duration::ZERO),
+        });
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+            .args(["-c", "1", "--retries", "3", "--max-retry-after", "5"])
+            .args(extra)
+            .args([h.url("/a"), h.url("/b")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (stdout, stderr, h.addr)
+    };
+    let (stdout, stderr, addr) = volley(&[]);
+    assert_eq!(stdout.matches("\"status\":200").count(), 2, "{stdout}");
+    assert!(stderr.contains("hosts that pushed back"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("http://{addr}")))
+        .unwrap_or_else(|| panic!("no line for the host: {stderr}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[cols.len() - 3], "2", "two 429s: {line}");
+    let (stdout, stderr, _) = volley(&["--no-adapt"]);
+    assert_eq!(stdout.matches("\"status\":200").count(), 2, "{stdout}");
+    assert!(!stderr.contains("hosts that pushed back"), "{stderr}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_volley"))
+        .args(["--rate-per-host", "-1", "http://127.0.0.1:9/"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+}
