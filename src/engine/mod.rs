@@ -211,7 +211,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             now,
         };
         if adapt_or_rate {
-            engine.cfg.shared.polite_join(engine.polite_policy());
+            let adds = engine.cfg.per_host == 0;
+            engine.cfg.shared.polite_join(engine.polite_policy(), adds);
         }
         Ok(engine)
     }

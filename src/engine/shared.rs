@@ -153,11 +153,14 @@ impl Shared {
         Shared::default()
     }
 
-    /// An engine with politeness `policy` joins; the first one's policy holds.
-    pub(crate) fn polite_join(&self, policy: Policy) {
+    /// An engine with politeness `policy` joins; the first one's policy holds,
+    /// except that without a `--per-host` (`adds`) the ceiling is the sum of the
+    /// engines' concurrency.
+    pub(crate) fn polite_join(&self, policy: Policy, adds: bool) {
         let mut p = lock(&self.0.polite);
-        if p.is_none() {
-            *p = Some(Table::new(policy));
+        match p.as_mut() {
+            None => *p = Some(Table::new(policy)),
+            Some(t) => t.join(policy.ceiling, adds),
         }
     }
 

@@ -62,6 +62,22 @@ impl Table {
         }
     }
 
+    /// Another engine with `ceiling` joins (engines sharing one table): when
+    /// `adds`, the ceiling is the sum of theirs (`-c` split over `--workers`), and
+    /// hosts at the old ceiling move to the new one; else the first one's holds
+    /// (`--per-host` is already a total).
+    pub fn join(&mut self, ceiling: usize, adds: bool) {
+        if !adds {
+            return;
+        }
+        let old = self.policy.ceiling;
+        let new = old.saturating_add(ceiling);
+        self.policy.ceiling = new;
+        for h in self.map.values_mut().flat_map(|v| v.iter_mut()) {
+            h.2.widen(old, new);
+        }
+    }
+
     fn get(&self, k: Key<'_>) -> Option<&HostState> {
         self.map
             .get(k.host)?
@@ -231,6 +247,34 @@ mod tests {
         assert_eq!((v.limit, v.in_flight, v.pushbacks), (1, 0, 1));
         assert_eq!(v.paused_until, Some(now + Duration::from_secs(2)));
         assert_eq!(t.view(b, now), None);
+    }
+
+    #[test]
+    fn joined_ceilings_add_up_and_hosts_at_the_old_one_follow() {
+        let mut t = Table::new(Policy {
+            ceiling: 5,
+            ..policy()
+        });
+        let now = Instant::now();
+        let (a, b) = (key("a.test", false), key("b.test", false));
+        for _ in 0..5 {
+            t.started(a, now);
+            t.started(b, now);
+        }
+        t.finished(b, now, now, Signal::PushBack(None));
+        t.join(5, true);
+        assert_eq!(
+            t.view(a, now).unwrap().limit,
+            10,
+            "at the ceiling: follows it"
+        );
+        assert_eq!(t.view(b, now).unwrap().limit, 2, "cut: stays");
+        t.join(7, false);
+        assert_eq!(
+            t.view(a, now).unwrap().limit,
+            10,
+            "--per-host: the first holds"
+        );
     }
 
     #[test]
