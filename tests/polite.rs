@@ -415,6 +415,15 @@ fn a_host_that_takes_k_at_once_settles_at_k_or_fewer() {
     assert!(report[0].limit <= K, "settled at {}", report[0].limit);
     let pushed = seen.iter().filter(|s| s.status == 429).count() as u64;
     assert_eq!(report[0].pushbacks, pushed);
+    // Settled: the last requests were all taken (no 429 among them). A run looks
+    // like `..xxxxxxxxxxxxxxxxxxxx................x..............x..........` + 20
+    // more dots: a burst at -c 16, two more cuts, then quiet (the next probe comes
+    // after PROBE_WINDOW successes, past the end of the run).
+    let order: String = seen
+        .iter()
+        .map(|s| if s.status == 429 { 'x' } else { '.' })
+        .collect();
+    assert!(order.ends_with(&".".repeat(15)), "not settled: {order}");
 }
 
 #[test]

@@ -1,38 +1,62 @@
 //! The driver's per-host gate: before a hop's request starts, the host's politeness
 //! state (the `politeness` seam, in the table `Shared` holds for all engines of a
-//! run) is asked whether it may; a task that may not is *parked* — it gives back its
-//! concurrency slot, no deadline runs — until the host's pause or `--rate-per-host`
-//! interval is over, or (at the host's limit) a request to that host finishes. When
-//! a hop ends, the host is told how (`Signal`).
+//! run) is asked whether it may; a task that may not gives back its concurrency
+//! slot, runs no deadline, and waits — until the host's pause or `--rate-per-host`
+//! interval is over (a *timed* wait), or, at the host's limit, until a request to
+//! that host finishes (a wait in the host's *queue*). When a hop ends, the host is
+//! told how (`Signal`), and the head of its queue looks again.
 //!
 //! Part of the driver with `mod.rs`, `task.rs` and `conns.rs`.
 //!
 //! Invariants:
 //! - a task counts in its host's `in_flight` (`Task::held`) from the gate's `Go`
 //!   until its hop ends (`host_done`), exactly once per hop, whatever way it ends;
-//! - a parked task is in `parked` under its host, holds no slot (`active` does not
-//!   count it), runs no deadline, and has one wheel entry (`Task::park_timer`) that
-//!   wakes it at the end of the pause, or after [`FULL_RECHECK`] when it waits for
-//!   the host's limit (a request finishing in another engine tells this one
-//!   nothing, so it looks again);
-//! - the engine pulls no new request while [`Engine::park_full`] is true, so the
-//!   parking area stays bounded whatever the list holds.
+//! - a waiting task is `TaskState::Parked`, holds no slot (`active` does not count
+//!   it) and runs no deadline; a timed wait has one wheel entry
+//!   (`Task::park_timer`), a queued one none: its host's next finish in this
+//!   engine wakes it, and (a request finishing in another engine tells this one
+//!   nothing) the queue heads look again every [`RECHECK`] while any queue is
+//!   non-empty — one wheel entry for the engine;
+//! - the engine pulls no new request while [`Waiting::is_full`], so the waiting
+//!   tasks stay bounded whatever the list holds.
 
 use super::politeness::{self, Admit, Signal};
 use super::task::{key_of, TaskState};
 use super::{Engine, Handler, Source, TimerRef};
 use crate::error::ErrorKind;
-use std::time::{Duration, Instant, SystemTime};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
 
-/// How long a task parked at its host's limit waits before looking again, should
-/// no request of that host finish in this engine meanwhile.
-pub(super) const FULL_RECHECK: Duration = Duration::from_millis(50);
+/// How often the heads of the hosts' queues look again while any task waits in
+/// one (for slots freed in other engines).
+pub(super) const RECHECK: Duration = Duration::from_millis(50);
 
-/// Parked tasks at most, as a multiple of `--concurrency` (and at least
-/// [`PARK_MIN`]); beyond it no new request is pulled.
-const PARK_PER_SLOT: usize = 4;
-/// The smallest bound on parked tasks.
-const PARK_MIN: usize = 256;
+/// Waiting tasks at most, as a multiple of `--concurrency` (and at least
+/// [`WAIT_MIN`]); beyond it no new request is pulled.
+const WAIT_PER_SLOT: usize = 4;
+/// The smallest bound on waiting tasks.
+const WAIT_MIN: usize = 256;
+
+/// The tasks the gate holds back; see the module docs.
+#[derive(Debug, Default)]
+pub(super) struct Waiting {
+    /// Tasks waiting at their host's limit, by host, oldest first.
+    queues: HashMap<String, VecDeque<usize>>,
+    queued: usize,
+    /// Tasks in a timed wait.
+    timed: usize,
+    /// The engine's recheck timer is armed.
+    recheck: bool,
+    /// Tasks let go, waiting for a slot (before all others).
+    pub(super) ready: VecDeque<usize>,
+}
+
+impl Waiting {
+    /// True when no new request may be pulled (`concurrency`: the engine's).
+    pub(super) fn is_full(&self, concurrency: usize) -> bool {
+        self.queued + self.timed >= (concurrency * WAIT_PER_SLOT).max(WAIT_MIN)
+    }
+}
 
 impl<S: Source, H: Handler> Engine<S, H> {
     /// The politeness policy of this engine's configuration.
@@ -55,12 +79,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.cfg.adapt || self.cfg.rate_per_host > 0.0
     }
 
-    /// True when the parking area is full: no new request is pulled.
-    pub(super) fn park_full(&self) -> bool {
-        self.parked_count >= (self.cfg.concurrency * PARK_PER_SLOT).max(PARK_MIN)
-    }
-
-    /// Whether task `t`'s hop may start now; if not, the task is parked. A task
+    /// Whether task `t`'s hop may start now; if not, the task waits. A task
     /// already counted at its host (a stale pooled connection retried, a wait for
     /// file descriptors) goes on.
     pub(super) fn gate(&mut self, t: usize) -> bool {
@@ -80,74 +99,89 @@ impl<S: Source, H: Handler> Engine<S, H> {
         match admit {
             None | Some(Admit::Go) => {
                 self.tasks[t].held = Some(now);
-                true
+                return true;
             }
             Some(Admit::Until(at)) => {
-                self.park(t, at);
-                false
+                let ms = self.wheel.ms(at);
+                self.tasks[t].park_timer = Some(self.wheel.insert(ms, TimerRef::Wake(t)));
+                self.waiting.timed += 1;
             }
             Some(Admit::Full) => {
-                self.park(t, now + FULL_RECHECK);
-                false
+                let host = key.host;
+                match self.waiting.queues.get_mut(host) {
+                    Some(q) => q.push_back(t),
+                    None => {
+                        self.waiting.queues.insert(host.to_string(), [t].into());
+                    }
+                }
+                self.waiting.queued += 1;
+                if !self.waiting.recheck {
+                    self.waiting.recheck = true;
+                    let ms = self.wheel.ms(now + RECHECK);
+                    self.wheel.insert(ms, TimerRef::Recheck);
+                }
             }
         }
-    }
-
-    /// Parks task `t` (it holds its slot) until `at` at the latest.
-    fn park(&mut self, t: usize, at: Instant) {
-        let now_ms = self.wheel.ms(self.now);
-        let ms = self.wheel.ms(at);
+        let now_ms = self.wheel.ms(now);
         let task = &mut self.tasks[t];
         task.state = TaskState::Parked;
         task.deadlines.suspend(now_ms, &mut self.wheel);
-        task.park_timer = Some(self.wheel.insert(ms, TimerRef::Wake(t)));
-        let host = task.a.url(&task.first).host();
-        match self.parked.get_mut(host) {
-            Some(q) => q.push_back(t),
-            None => {
-                self.parked.insert(host.to_string(), [t].into());
-            }
-        }
-        self.parked_count += 1;
         self.active -= 1;
+        false
     }
 
-    /// Takes parked task `t` out of the parking area (its timer cancelled); it then
-    /// holds no slot and is in no queue.
+    /// Takes waiting task `t` out of its wait (its timer cancelled, or out of its
+    /// host's queue); it then holds no slot and is in no queue.
     pub(super) fn unpark_out(&mut self, t: usize) {
         let task = &mut self.tasks[t];
         if task.state != TaskState::Parked {
             return;
         }
-        if let Some(k) = task.park_timer.take() {
-            self.wheel.cancel(k);
-        }
         task.state = TaskState::Queued;
+        if let Some(k) = task.park_timer.take() {
+            // A timer that fired has a stale key: cancelling it is a no-op.
+            self.wheel.cancel(k);
+            self.waiting.timed -= 1;
+            return;
+        }
         let host = task.a.url(&task.first).host();
-        if let Some(q) = self.parked.get_mut(host) {
+        if let Some(q) = self.waiting.queues.get_mut(host) {
             q.retain(|&x| x != t);
             if q.is_empty() {
-                self.parked.remove(host);
+                self.waiting.queues.remove(host);
             }
         }
-        self.parked_count -= 1;
+        self.waiting.queued -= 1;
     }
 
-    /// Parked task `t` may look again: it queues for a slot (before new requests).
+    /// Waiting task `t` may look again: it queues for a slot (before new requests).
     pub(super) fn unpark(&mut self, t: usize) {
         if self
             .tasks
             .get(t)
             .is_some_and(|x| x.state == TaskState::Parked)
         {
-            // A fired timer's key is stale: cancelling it is a no-op.
             self.unpark_out(t);
-            self.unparked.push_back(t);
+            self.waiting.ready.push_back(t);
+        }
+    }
+
+    /// The recheck timer fired: the head of every host's queue looks again.
+    pub(super) fn recheck(&mut self) {
+        self.waiting.recheck = false;
+        let heads: Vec<usize> = self
+            .waiting
+            .queues
+            .values()
+            .filter_map(|q| q.front().copied())
+            .collect();
+        for t in heads {
+            self.unpark(t);
         }
     }
 
     /// The hop of task `t` ended: its host is told how (`kind`: the error, if it
-    /// failed), and a task parked for that host looks again.
+    /// failed), and the head of that host's queue looks again.
     pub(super) fn host_done(&mut self, t: usize, kind: Option<ErrorKind>) {
         let Some(since) = self.tasks[t].held.take() else {
             return;
@@ -166,8 +200,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.cfg
             .shared
             .polite(|table| table.finished(key, now, since, signal));
-        let next = self.parked.get(key.host).and_then(|q| q.front().copied());
-        if let Some(w) = next {
+        let head = self
+            .waiting
+            .queues
+            .get(key.host)
+            .and_then(|q| q.front().copied());
+        if let Some(w) = head {
             self.unpark(w);
         }
     }

@@ -70,7 +70,7 @@ use dial::{Dialer, Step};
 use mio::{Events, Poll, Token, Waker};
 use pool::Pool;
 use slab::Slab;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -103,6 +103,8 @@ enum TimerRef {
     Idle(usize),
     /// The rate limiter allows another request.
     Rate,
+    /// The heads of the hosts' queues look again (`gate.rs`).
+    Recheck,
 }
 
 /// The engine; see the module docs and `examples/fetch.rs`.
@@ -123,11 +125,8 @@ pub struct Engine<S: Source, H: Handler> {
     dns_done: Vec<Answered>,
     /// Tasks whose backoff ended, waiting for a slot (before new source requests).
     ready: VecDeque<usize>,
-    /// Parked tasks (`gate.rs`) by host, oldest first; `parked_count` in all.
-    parked: HashMap<String, VecDeque<usize>>,
-    parked_count: usize,
-    /// Tasks out of the parking area, waiting for a slot (before all others).
-    unparked: VecDeque<usize>,
+    /// Tasks the per-host gate holds back (`gate.rs`).
+    waiting: gate::Waiting,
     /// Waiters to wake, in order (see `Handoff`); `handing` while the list runs.
     handoffs: VecDeque<Handoff>,
     handing: bool,
@@ -192,9 +191,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             resolver,
             dns_done: Vec::new(),
             ready: VecDeque::new(),
-            parked: HashMap::new(),
-            parked_count: 0,
-            unparked: VecDeque::new(),
+            waiting: gate::Waiting::default(),
             handoffs: VecDeque::new(),
             handing: false,
             active: 0,
@@ -390,6 +387,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     }
                 }
                 TimerRef::Rate => self.rate_timer = false,
+                TimerRef::Recheck => self.recheck(),
             }
         }
         self.fired = fired;
@@ -479,8 +477,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
-            if let Some(t) = self.unparked.pop_front() {
-                // Out of the parking area: its hop (not a new attempt) starts.
+            if let Some(t) = self.waiting.ready.pop_front() {
+                // Let go by the gate: its hop (not a new attempt) starts.
                 self.active += 1;
                 self.start_hop(t);
                 continue;
@@ -490,7 +488,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.start_attempt(t);
                 continue;
             }
-            if self.source_done || self.park_full() {
+            if self.source_done || self.waiting.is_full(self.cfg.concurrency) {
                 break;
             }
             let Some(undo) = self.rate_take() else {

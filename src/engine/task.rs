@@ -44,8 +44,8 @@ pub(super) enum TaskState {
     Exchanging,
     /// Retry backoff; no slot held.
     Backoff,
-    /// Its host may not take it yet (paused, at its limit, `--rate-per-host`): in
-    /// the parking area, no slot held, no deadline running (`gate.rs`).
+    /// Its host may not take it yet (paused, at its limit, `--rate-per-host`): no
+    /// slot held, no deadline running (`gate.rs`).
     Parked,
 }
 
@@ -70,7 +70,7 @@ pub(super) struct Task {
     pub(super) a: Attempt,
     /// Counted in flight at its hop's host since then (`gate.rs`).
     pub(super) held: Option<Instant>,
-    /// While parked: the wheel entry that wakes it.
+    /// In a timed wait (`gate.rs`): the wheel entry that ends it.
     pub(super) park_timer: Option<TimerKey>,
 }
 
@@ -400,7 +400,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn cancel_all(&mut self) {
         // Tasks queued after backoff hold no slot: count them in, as `finish` gives
         // one back.
-        for _ in self.ready.drain(..).chain(self.unparked.drain(..)) {
+        for _ in self.ready.drain(..).chain(self.waiting.ready.drain(..)) {
             self.active += 1;
         }
         let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
