@@ -99,6 +99,7 @@ pub struct HostState {
     limit: usize,
     cap: usize,
     at_cap: u32,
+    settled: usize,
     in_flight: usize,
     paused_until: Option<Instant>,
     pause_began: Option<Instant>,
@@ -119,6 +120,7 @@ impl HostState {
             limit: p.ceiling.max(MIN_LIMIT),
             cap: p.ceiling.max(MIN_LIMIT),
             at_cap: 0,
+            settled: p.ceiling.max(MIN_LIMIT),
             in_flight: 0,
             paused_until: None,
             pause_began: None,
@@ -225,6 +227,7 @@ impl HostState {
             // The requests the host held when it pushed back: this one included.
             let held = self.in_flight + 1;
             self.cap = (held - 1).clamp(MIN_LIMIT, p.ceiling.max(MIN_LIMIT));
+            self.settled = self.cap;
             self.at_cap = 0;
             self.limit = (self.limit / 2).clamp(MIN_LIMIT, self.cap);
             self.successes = 0;
@@ -269,6 +272,13 @@ impl HostState {
     /// The current limit of requests in flight.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Where the host settled: the requests it took without pushing back, as
+    /// learned at its last push-back (its held requests then, minus one); the
+    /// ceiling if it never pushed back.
+    pub fn settled(&self) -> usize {
+        self.settled
     }
 
     /// Requests in flight now.

@@ -40,7 +40,10 @@ pub struct HostReport {
     pub pushbacks: u64,
     /// The longest pause it was given.
     pub longest_pause: Duration,
-    /// Its limit of requests in flight at the end (where it settled).
+    /// The requests in flight it took without pushing back, as learned at its last
+    /// push-back (the level the limit returns to between probes).
+    pub settled: usize,
+    /// Its limit of requests in flight now.
     pub limit: usize,
 }
 
@@ -173,6 +176,7 @@ impl Table {
                 origin: origin(host, *tls, *port),
                 pushbacks: h.pushbacks(),
                 longest_pause: h.longest_pause(),
+                settled: h.settled(),
                 limit: h.limit(),
             })
             .collect();
@@ -294,7 +298,7 @@ mod tests {
         assert_eq!(r.len(), 10);
         assert_eq!(r[0].origin, "http://h14.test:80");
         assert_eq!(r[0].pushbacks, 15);
-        assert_eq!(r[0].limit, 1);
+        assert_eq!((r[0].limit, r[0].settled), (1, 1));
         assert!(r.windows(2).all(|w| w[0].pushbacks >= w[1].pushbacks));
         let all = t.report(100);
         assert_eq!(all.len(), 16);

@@ -29,7 +29,7 @@ pub fn render(prefix: &str, hosts: &[HostReport]) -> String {
             h.origin,
             h.pushbacks,
             h.longest_pause.as_secs_f64(),
-            h.limit
+            h.settled
         );
     }
     out
@@ -40,12 +40,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn report(origin: &str, pushbacks: u64, pause_ms: u64, limit: usize) -> HostReport {
+    fn report(origin: &str, pushbacks: u64, pause_ms: u64, settled: usize) -> HostReport {
         HostReport {
             origin: origin.into(),
             pushbacks,
             longest_pause: Duration::from_millis(pause_ms),
-            limit,
+            settled,
+            limit: settled + 1,
         }
     }
 
