@@ -294,9 +294,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn response_done(&mut self, t: usize, c: usize, reusable: bool) {
         self.conns[c].conn.served += 1;
         let keep = reusable && self.cfg.keepalive;
+        // The host hears first, so that a pause holds back the waiter that takes
+        // this connection.
+        self.host_done(t, None);
         self.release_conn(c, !keep);
         self.tasks[t].a.conn = None;
-        self.host_done(t, None);
         let a = &mut self.tasks[t].a;
         if let Some(wait) = a.exchange.retry.take() {
             // A 429 or 503 to retry: the next attempt after its wait, no slot held.

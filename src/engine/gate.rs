@@ -80,15 +80,29 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     /// Whether task `t`'s hop may start now; if not, the task waits. A task
-    /// already counted at its host (a stale pooled connection retried, a wait for
-    /// file descriptors) goes on.
+    /// already counted at its host whose request has not gone out (it waited for a
+    /// connection slot, its pooled connection was stale, it waited for file
+    /// descriptors) goes on unless the host was paused meanwhile: then it gives its
+    /// count back and waits like any other.
     pub(super) fn gate(&mut self, t: usize) -> bool {
-        if !self.polite_on() || self.tasks[t].held.is_some() {
+        if !self.polite_on() {
             return true;
         }
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
         let now = self.now;
+        if task.held.is_some() {
+            let paused = self.cfg.shared.polite(|table| {
+                table
+                    .view(key, now)
+                    .is_some_and(|v| v.paused_until.is_some())
+            });
+            if paused != Some(true) {
+                return true;
+            }
+            self.host_done(t, None);
+            return self.gate(t);
+        }
         let admit = self.cfg.shared.polite(|table| {
             let a = table.admit(key, now);
             if a == Admit::Go {

@@ -343,8 +343,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
-        self.give_back(t);
+        // The host hears first, so that a pause holds back the waiter that takes
+        // what this task gives back.
         self.host_done(t, Some(e.kind));
+        self.give_back(t);
         let task = &mut self.tasks[t];
         let failure = retry::Failure {
             kind: e.kind,
@@ -488,7 +490,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
             match h {
                 Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
                 Handoff::Start(_) => {}
-                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => self.reuse_for(w, c),
+                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => {
+                    // Its host may have been paused while it waited.
+                    if self.gate(w) {
+                        self.reuse_for(w, c)
+                    } else {
+                        self.release_conn(c, false)
+                    }
+                }
                 // The waiter is gone: the connection goes to the pool after all.
                 Handoff::Reuse(_, c) => self.release_conn(c, false),
             }
