@@ -148,8 +148,8 @@ fn trace() {
     );
     if let Some(p) = pushed.first() {
         println!(
-            "# {} 429s, longest pause {:?}, settled at {}",
-            p.pushbacks, p.longest_pause, p.limit
+            "# {} 429s, longest pause {:?}, settled at {} (limit at the end: {})",
+            p.pushbacks, p.longest_pause, p.settled, p.limit
         );
     }
     chart(&samples);

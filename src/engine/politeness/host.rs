@@ -18,7 +18,9 @@
 //! - a push-back also teaches a *cap*: the requests the host held when it pushed
 //!   back, minus one (at least [`MIN_LIMIT`]) — the level it refused;
 //! - every [`GROW_WINDOW`] successes (responses other than 429/503, to requests sent
-//!   after the last cut, while not paused) raise the limit by one, up to the cap;
+//!   after the last cut, while not paused, with the host at its limit — as TCP does
+//!   not grow a window the sender does not fill) raise the limit by one, up to the
+//!   cap;
 //!   once [`PROBE_WINDOW`] successes have been had at the cap, the cap (and the
 //!   limit) rise by one, to probe whether the host takes more now — never above the
 //!   ceiling (`--per-host`, else `-c`);
@@ -163,6 +165,8 @@ impl HostState {
     /// A request sent at `sent_at` finished at `now` as `signal` says.
     pub fn finished(&mut self, p: &Policy, now: Instant, sent_at: Instant, signal: Signal) {
         debug_assert!(self.in_flight > 0, "host in-flight count below zero");
+        // The limit was what held the host back (not the work there was).
+        let bound = self.in_flight >= self.limit;
         self.in_flight = self.in_flight.saturating_sub(1);
         match signal {
             Signal::PushBack(retry_after) => {
@@ -181,7 +185,7 @@ impl HostState {
                 self.trouble_run = 0;
                 self.strikes = 0;
                 let after_cut = self.last_cut.is_none_or(|c| sent_at >= c);
-                if p.adapt && after_cut && !self.is_paused(now) {
+                if p.adapt && after_cut && bound && !self.is_paused(now) {
                     self.successes += 1;
                     if self.successes >= GROW_WINDOW {
                         self.successes = 0;

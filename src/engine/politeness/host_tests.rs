@@ -22,6 +22,15 @@ fn one(h: &mut HostState, p: &Policy, sent: Instant, end: Instant, s: Signal) {
     h.finished(p, end, sent, s);
 }
 
+/// A success with the host kept at its limit: topped up with requests sent at
+/// `t`, then one of them succeeds.
+fn success_at_limit(h: &mut HostState, p: &Policy, t: Instant) {
+    while h.in_flight() < h.limit() {
+        h.started(p, t);
+    }
+    h.finished(p, t, t, Signal::Success);
+}
+
 #[test]
 fn push_back_pauses_for_retry_after_and_halves() {
     let p = policy(8);
@@ -122,7 +131,7 @@ fn grows_by_one_per_window_up_to_the_cap_then_probes_to_the_ceiling() {
     let mut limits = Vec::new();
     for _ in 0..1000 {
         t += ms(1);
-        one(&mut h, &p, t, t, Signal::Success);
+        success_at_limit(&mut h, &p, t);
         limits.push(h.limit());
     }
     // At the cap (1): a probe after PROBE_WINDOW successes, then one per
@@ -152,11 +161,38 @@ fn grows_by_one_per_window_up_to_the_cap_then_probes_to_the_ceiling() {
     let mut limits = Vec::new();
     for _ in 0..40 {
         t += ms(1);
-        one(&mut h, &p, t, t, Signal::Success);
+        success_at_limit(&mut h, &p, t);
         limits.push(h.limit());
     }
     assert_eq!((limits[8], limits[9], limits[19], limits[29]), (4, 5, 6, 7));
     assert_eq!(limits[39], 7, "the cap: one below the level pushed back");
+}
+
+#[test]
+fn successes_below_the_limit_do_not_grow_it() {
+    let p = policy(8);
+    let mut t = Instant::now();
+    let mut h = HostState::new(&p);
+    for _ in 0..4 {
+        h.started(&p, t);
+    }
+    h.finished(&p, t, t, Signal::PushBack(Some(ms(0))));
+    for _ in 0..3 {
+        h.finished(&p, t, t, Signal::Neutral);
+    }
+    assert_eq!(h.limit(), 3);
+    // One request at a time against a limit of 3: the limit is not what holds
+    // the host back, so it is not evidence for more.
+    for _ in 0..100 {
+        t += ms(1);
+        one(&mut h, &p, t, t, Signal::Success);
+    }
+    assert_eq!(h.limit(), 3);
+    for _ in 0..GROW_WINDOW {
+        t += ms(1);
+        success_at_limit(&mut h, &p, t);
+    }
+    assert_eq!(h.limit(), 3, "at the cap (4 held − 1)");
 }
 
 #[test]
