@@ -103,13 +103,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.host_done(t, None);
             return self.gate(t);
         }
-        let admit = self.cfg.shared.polite(|table| {
-            let a = table.admit(key, now);
-            if a == Admit::Go {
-                table.started(key, now);
-            }
-            a
-        });
+        let admit = self.cfg.shared.polite(|table| table.try_start(key, now));
         match admit {
             None | Some(Admit::Go) => {
                 self.tasks[t].held = Some(now);
