@@ -42,6 +42,9 @@ use std::time::Instant;
 // box would cost an allocation per connection.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+// `Open` is returned once per connection and moved straight into the slab: boxing it
+// would cost an allocation per connection for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step {
     /// Wait for readiness (or the resolver).
     Pending,
