@@ -38,9 +38,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// What the dialer wants done next.
-// `Open` carries the new connection by value: a `Step` lives for one call, and a
-// box would cost an allocation per connection.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 // `Open` is returned once per connection and moved straight into the slab: boxing it
 // would cost an allocation per connection for nothing.
