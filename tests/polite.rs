@@ -115,6 +115,16 @@ impl Host {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The log once it holds `n` requests (answers delayed on purpose are logged
+    /// late); at most 20 s.
+    fn seen_n(&self, n: usize) -> Vec<Seen> {
+        let until = Instant::now() + Duration::from_secs(20);
+        while self.log.lock().unwrap().len() < n && Instant::now() < until {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.seen()
+    }
+
     fn seen(&self) -> Vec<Seen> {
         let mut v = self.log.lock().unwrap().clone();
         v.sort_by_key(|s| s.arrived);
@@ -509,4 +519,41 @@ fn the_binary_reports_hosts_that_pushed_back() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+}
+
+/// Five timeouts in a row from one host pause it too (with no 429 counted).
+#[test]
+fn a_run_of_timeouts_pauses_the_host() {
+    // The first five requests are never answered (each ends in read_timeout);
+    // then the host answers. One connection per request, so a silent one does not
+    // hold up the next.
+    let h = host(|nth, _, _| match nth {
+        0..=4 => (200, String::new(), Duration::from_secs(3)),
+        _ => (200, String::new(), Duration::ZERO),
+    });
+    let urls: Vec<String> = (0..8).map(|i| h.url(&format!("/{i}"))).collect();
+    let c = Config {
+        concurrency: 1,
+        read_timeout: Duration::from_millis(200),
+        retry_backoff: Duration::from_millis(300),
+        ..retries(0)
+    };
+    let shared = c.shared.clone();
+    let r = run(c, &urls);
+    let timeouts = r
+        .outcomes
+        .iter()
+        .filter(|o| o.error.as_ref().map(|e| e.kind) == Some(volley::ErrorKind::ReadTimeout))
+        .count();
+    assert_eq!(timeouts, 5, "{:?}", r.outcomes);
+    assert!(r.outcomes[5..].iter().all(|o| o.status == Some(200)));
+    let report = shared.pushed_back(10);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(report[0].pushbacks, 0, "timeouts are not 429/503s");
+    assert_eq!(report[0].longest_pause, Duration::from_millis(300));
+    // The sixth request came after the pause the fifth timeout began (the
+    // timeout itself, 200 ms after the fifth was sent, is the margin).
+    let seen = h.seen_n(8);
+    assert_eq!(seen.len(), 8);
+    assert!(seen[5].arrived >= seen[4].arrived + Duration::from_millis(300));
 }
