@@ -15,7 +15,11 @@
 //!   partial chunk-size line); in steady state it is empty and unallocated, since
 //!   reads go to the engine's shared scratch buffer;
 //! - a connection handed to the pool has a complete response behind it and no
-//!   unread bytes.
+//!   unread bytes;
+//! - with `pipelined` set (`--pipeline` above 1) the bytes after a response's end are
+//!   the next responses' and are kept in `pending`, decoded first by the next `read`
+//!   after [`Conn::next_response`]; without it they make the connection unusable, as
+//!   before.
 
 use crate::codec::response::{Event, FieldSpan, Head, ResponseDecoder};
 use crate::codec::Limits;
@@ -99,6 +103,10 @@ pub struct Conn {
     pub tls: Option<Box<rustls::ClientConnection>>,
     /// Its details, read on first request (`Config::tls_info`).
     tls_info: Option<std::sync::Arc<crate::engine::api::TlsInfo>>,
+    /// Requests are pipelined on this connection: bytes after a response are kept.
+    pub pipelined: bool,
+    /// `pending` starts the current response: decode it before reading the socket.
+    carry: bool,
 }
 
 fn is_reset(e: &io::Error) -> bool {
@@ -149,6 +157,8 @@ impl Conn {
             received: 0,
             tls: None,
             tls_info: None,
+            pipelined: false,
+            carry: false,
         })
     }
 
@@ -255,6 +265,7 @@ impl Conn {
     /// Prepares the connection for a new request whose encoded bytes are in `wbuf`.
     pub fn start_request(&mut self, head_request: bool) {
         self.wpos = 0;
+        self.carry = false;
         self.received = 0;
         self.dec.reset(head_request);
         self.phase = Phase::Writing;
@@ -269,6 +280,25 @@ impl Conn {
             self.phase = Phase::Reading;
         }
         Ok(r)
+    }
+
+    /// Readies the buffer for one more pipelined request: encoded bytes are appended
+    /// to what is still unwritten (the buffer is reset once all of it left).
+    pub fn queue_request(&mut self) {
+        if self.wpos >= self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+    }
+
+    /// The response to the next pipelined request comes next: its decoder is reset
+    /// and the bytes already received beyond the last response are its first ones
+    /// (counted in `received` when the next `read` decodes them).
+    pub fn next_response(&mut self, head_request: bool) {
+        self.received = 0;
+        self.carry = !self.pending.is_empty();
+        self.dec.reset(head_request);
+        self.phase = Phase::Reading;
     }
 
     /// Starts a proxy tunnel: the CONNECT request in `wbuf` is written next, and its
@@ -329,6 +359,21 @@ impl Conn {
         drain: bool,
         mut on_event: impl FnMut(ReadEvent<'_>) -> Flow,
     ) -> ReadEnd {
+        if self.carry {
+            self.carry = false;
+            let mut pending = std::mem::take(&mut self.pending);
+            self.received += pending.len() as u64;
+            match decode_all(&mut self.dec, &pending, true, &mut on_event) {
+                Ok((consumed, done)) => {
+                    pending.drain(..consumed);
+                    self.pending = pending;
+                    if done {
+                        return ReadEnd::Finished;
+                    }
+                }
+                Err(e) => return ReadEnd::Failed(e),
+            }
+        }
         loop {
             let n = match self.read_plain(scratch) {
                 Ok(0) => {
@@ -370,19 +415,24 @@ impl Conn {
                 }
             };
             self.received += n as u64;
+            let keep = self.pipelined;
             let result = if self.pending.is_empty() {
-                let r = decode_all(&mut self.dec, &scratch[..n], &mut on_event);
-                if let Ok((consumed, false)) = r {
-                    self.pending.extend_from_slice(&scratch[consumed..n]);
+                let r = decode_all(&mut self.dec, &scratch[..n], keep, &mut on_event);
+                if let Ok((consumed, done)) = r {
+                    if !done || (keep && consumed < n) {
+                        self.pending.extend_from_slice(&scratch[consumed..n]);
+                    }
                 }
                 r
             } else {
                 self.pending.extend_from_slice(&scratch[..n]);
                 let mut pending = std::mem::take(&mut self.pending);
-                let r = decode_all(&mut self.dec, &pending, &mut on_event);
-                if let Ok((consumed, false)) = r {
-                    pending.drain(..consumed);
-                    self.pending = pending;
+                let r = decode_all(&mut self.dec, &pending, keep, &mut on_event);
+                if let Ok((consumed, done)) = r {
+                    if !done || (keep && consumed < pending.len()) {
+                        pending.drain(..consumed);
+                        self.pending = pending;
+                    }
                 }
                 r
             };
@@ -423,10 +473,12 @@ impl Conn {
 
 /// Decodes `input` until it needs more; returns (bytes consumed, finished) where
 /// finished means `End` was delivered or the handler said stop. After `End`, any
-/// bytes left make the connection non-reusable (reported through `End`).
+/// bytes left make the connection non-reusable (reported through `End`), unless
+/// `pipelined`: then they belong to the next response.
 fn decode_all(
     dec: &mut ResponseDecoder,
     input: &[u8],
+    pipelined: bool,
     on_event: &mut impl FnMut(ReadEvent<'_>) -> Flow,
 ) -> Result<(usize, bool), Error> {
     let mut pos = 0;
@@ -439,7 +491,7 @@ fn decode_all(
             Event::Head(h) => on_event(ReadEvent::Head(h, dec.fields(), &input[at..])),
             Event::Body(r) => on_event(ReadEvent::Body(&input[at + r.start..at + r.end])),
             Event::End => {
-                let reusable = dec.reusable() && pos == input.len();
+                let reusable = dec.reusable() && (pipelined || pos == input.len());
                 on_event(ReadEvent::End { reusable });
                 return Ok((pos, true));
             }

@@ -264,6 +264,9 @@ pub struct Config {
     pub max_body: u64,
     /// Keep connections alive and reuse them.
     pub keepalive: bool,
+    /// Requests outstanding per keep-alive connection at most (`--pipeline`; 1 = no
+    /// pipelining). Only GET, HEAD and OPTIONS without a body are pipelined.
+    pub pipeline: usize,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
     /// Pinned addresses: (host, port, address), like curl's `--resolve`.
@@ -326,6 +329,7 @@ impl Default for Config {
             location_trusted: false,
             max_body: 1 << 20,
             keepalive: true,
+            pipeline: 1,
             idle_timeout: Duration::from_secs(30),
             resolve: Vec::new(),
             unix_socket: None,

@@ -48,6 +48,9 @@ pub(crate) struct Attempt {
     pub peer: Option<std::net::SocketAddr>,
     /// The current hop's TLS details (with `Config::tls_info`).
     pub tls: Option<std::sync::Arc<super::api::TlsInfo>>,
+    /// Times a pipelined request of this attempt was sent again, free of an attempt,
+    /// after its connection closed unanswered (`--pipeline`; at most 3).
+    pub resends: u8,
 }
 
 impl Attempt {

@@ -3,7 +3,7 @@
 //! and before a read deadline is declared), and handing a finished connection to the
 //! pool or closing it.
 //!
-//! Part of the driver with `mod.rs` and `task.rs`; the bytes themselves are
+//! Part of the driver with `mod.rs`, `task.rs` and `pipeline.rs`; the bytes are
 //! `exchange`'s, the counting the `pool`'s.
 //!
 //! Invariants:
@@ -11,10 +11,13 @@
 //!   counted open in the pool from its dial until `close_conn` (a socket dropped by
 //!   `drop_conn_socket` alone is a failed connect whose pool slot stays with its task);
 //! - a pooled connection has no task and one idle timer; a busy one has a task and
-//!   no idle timer.
+//!   no idle timer;
+//! - with `--pipeline`, `task` is the request whose response is read now and
+//!   `behind` those written after it (see `pipeline.rs`).
 
 use super::dial::Step;
 use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
+use super::pipeline::pipelinable;
 use super::politeness::Signal;
 use super::pool::Key;
 use super::redirect::{self, Decision};
@@ -27,6 +30,7 @@ use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::timer::TimerKey;
 use mio::{Interest, Token};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -42,6 +46,17 @@ pub(super) struct Slot {
     pub(super) idle_timer: Option<TimerKey>,
     /// A readable event arrived while the request was still being written.
     pub(super) readable: bool,
+    /// Pipelined tasks whose responses come after `task`'s, in order.
+    pub(super) behind: VecDeque<usize>,
+    /// On its host's room list.
+    pub(super) in_room: bool,
+    /// `task`'s request may have others pipelined behind it.
+    pub(super) safe: bool,
+    /// Lost a task from `behind`: closes after the current response.
+    pub(super) doomed: bool,
+    /// An event said the peer closed its side: with `--pipeline`, never pooled again
+    /// (that edge will not come back for an idle connection).
+    pub(super) peer_closed: bool,
 }
 
 impl Slot {
@@ -68,6 +83,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
             task: Some(t),
             idle_timer: None,
             readable: false,
+            behind: VecDeque::new(),
+            in_room: false,
+            safe: false,
+            doomed: false,
+            peer_closed: false,
         };
         let registered = self.poll.registry().register(
             &mut slot.conn.sock,
@@ -89,6 +109,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// Encodes the request for the task's current URL on connection `c` and writes it.
     pub(super) fn send(&mut self, t: usize, c: usize) {
+        self.send_as(t, c, false);
+    }
+
+    /// [`Self::send`]; `queued`: behind the requests outstanding on `c` (pipelined).
+    pub(super) fn send_as(&mut self, t: usize, c: usize, queued: bool) {
         let task = &mut self.tasks[t];
         let spec = &task.spec;
         let (method, body): (&str, &[u8]) = if task.a.as_get {
@@ -131,9 +156,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 close: !self.cfg.keepalive,
                 proxy_auth: via_proxy.and_then(|p| p.auth.as_deref()),
             },
+            queued,
         );
         if let Err(e) = started {
             self.fail(t, e, true);
+            return;
+        }
+        if queued {
+            self.queued(t, c);
             return;
         }
         task.state = TaskState::Exchanging;
@@ -148,6 +178,17 @@ impl<S: Source, H: Handler> Engine<S, H> {
             task.a.tls = self.conns[c].conn.tls_info();
         }
         self.set_phase(t, deadline::Phase::Read);
+        if self.cfg.pipeline > 1 {
+            let safe = pipelinable(&self.tasks[t]);
+            let slot = &mut self.conns[c];
+            slot.safe = safe;
+            slot.conn.pipelined = true;
+            self.write(t, c);
+            if self.conns.get(c).is_some_and(|s| s.task == Some(t)) {
+                self.offer_room(c);
+            }
+            return;
+        }
         self.write(t, c);
     }
 
@@ -278,13 +319,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// The exchange on `c` failed. A reused connection that died before any response
     /// byte was stale: retry on a fresh one without counting an attempt.
+    /// A pipelined request answered with bytes that cannot be framed stops
+    /// pipelining to the host and is sent again.
     pub(super) fn exchange_failed(&mut self, t: usize, c: usize, e: Error, reused: bool) {
-        let stale =
-            reused && !self.conns[c].conn.got_response_bytes() && e.kind == ErrorKind::Closed;
+        let slot = &self.conns[c];
+        let stale = reused && !slot.conn.got_response_bytes() && e.kind == ErrorKind::Closed;
+        let unframed = e.kind == ErrorKind::Protocol && self.tasks[t].a.exchange.pipelined;
+        if unframed {
+            self.pool.stop_pipelining(slot.key());
+        }
         self.release_conn(c, true);
-        if stale {
+        if stale || unframed {
             self.tasks[t].a.conn = None;
-            self.start_hop(t);
+            self.resend(t, e);
             return;
         }
         let after_response = self.tasks[t].a.resp.status.is_some();
@@ -292,14 +339,27 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     pub(super) fn response_done(&mut self, t: usize, c: usize, reusable: bool) {
-        self.conns[c].conn.served += 1;
-        let keep = reusable && self.cfg.keepalive;
-        // The host hears first, so that a pause holds back the waiter that takes
+        // The host hears first, so that a pause holds back a waiter that takes
         // this connection.
         self.host_done(t, None);
-        self.release_conn(c, !keep);
-        self.tasks[t].a.conn = None;
+        let slot = &mut self.conns[c];
+        slot.conn.served += 1;
+        let keep = reusable && self.cfg.keepalive;
+        if !slot.behind.is_empty() || slot.doomed {
+            self.pipelined_done(t, c, keep);
+            return;
+        }
+        // At `--pipeline 1` as before: such a connection is pooled (and a request
+        // that finds it dead is re-sent as stale).
+        let close = !keep || (slot.peer_closed && self.cfg.pipeline > 1);
+        self.release_conn(c, close);
+        self.hop_done(t);
+    }
+
+    /// Task `t`'s hop is over: the next hop of a followed redirect, or its outcome.
+    pub(super) fn hop_done(&mut self, t: usize) {
         let a = &mut self.tasks[t].a;
+        a.conn = None;
         if let Some(wait) = a.exchange.retry.take() {
             // A 429 or 503 to retry: the next attempt after its wait, no slot held.
             self.backoff(t, wait);
@@ -314,11 +374,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     /// Detaches `c` from its task and pools it, or closes it.
+    /// Tasks pipelined behind are sent again elsewhere (the connection closes).
     pub(super) fn release_conn(&mut self, c: usize, close: bool) {
         let Some(slot) = self.conns.get_mut(c) else {
             return;
         };
         slot.task = None;
+        if slot.in_room {
+            slot.in_room = false;
+            self.pool.remove_room(slot.key(), c);
+        }
+        if !slot.behind.is_empty() {
+            let behind = std::mem::take(&mut slot.behind);
+            self.close_conn(c);
+            self.resend_behind(behind, c);
+            return;
+        }
         if close || !slot.conn.make_idle() {
             self.close_conn(c);
             return;

@@ -151,6 +151,16 @@ impl Deadlines {
         }
     }
 
+    /// Queued behind other pipelined requests: no phase deadline (the read deadline
+    /// starts when the responses before it are done); the total keeps running.
+    pub fn hold_phase<T>(&mut self, wheel: &mut Wheel<T>, tag: T) {
+        self.cancel(wheel);
+        if self.total_at.is_some() {
+            self.phase_at = u64::MAX;
+            self.arm(wheel, tag);
+        }
+    }
+
     /// The wheel entry fired at `now`: which deadline is due, if any. When none is
     /// (the phase deadline moved since), the entry is re-armed.
     pub fn fired<T>(&mut self, now: u64, wheel: &mut Wheel<T>, tag: T) -> Option<Fired> {
@@ -325,5 +335,21 @@ mod tests {
         d.suspend(60, &mut w);
         d.resume(70);
         assert!(w.is_empty() && d.total_at.is_none());
+    }
+
+    #[test]
+    fn held_behind_pipelined_requests_only_the_total_runs() {
+        let mut w: Wheel<u8> = Wheel::new(Instant::now());
+        let mut d = Deadlines::default();
+        d.set_total(Some(40));
+        d.set_phase(Phase::Read, 20, &mut w, 1);
+        d.hold_phase(&mut w, 1);
+        assert_eq!((w.len(), w.next_deadline()), (1, Some(40)));
+        let mut out = Vec::new();
+        w.advance(40, &mut out);
+        assert_eq!(d.fired(40, &mut w, 1), Some(Fired::Total));
+        d.set_total(None);
+        d.hold_phase(&mut w, 1);
+        assert!(w.is_empty(), "no total: nothing runs");
     }
 }

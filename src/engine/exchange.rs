@@ -15,10 +15,14 @@
 //! - the handler sees `on_head` once per final response, then its decoded body in
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
-//!   content coding's end.
+//!   content coding's end;
+//! - a pipelined request (`start` with `queued`) is appended behind what the
+//!   connection still has to write and never touches the decoder of the response
+//!   being read.
 
 use super::api::{Handler, ResponseHead, Timings};
 use crate::codec::request::{encode, RequestHead};
+use crate::codec::response::Framing;
 use crate::codec::ContentDecoder;
 use crate::conn::{Conn, Flow, ReadEnd, ReadEvent};
 use crate::error::Error;
@@ -52,6 +56,10 @@ pub(crate) struct Exchange {
     /// The response (a 429 or 503) is to be retried after this wait: its body is
     /// discarded, as a followed redirect's.
     pub retry: Option<Duration>,
+    /// The request was pipelined behind another on its connection.
+    pub pipelined: bool,
+    /// The response's body runs until the connection closes (it cannot be framed).
+    pub until_close: bool,
 }
 
 /// What the engine decided about a response head.
@@ -87,9 +95,16 @@ pub(crate) enum Read {
     Broken(Error),
 }
 
-/// Encodes `head` into the connection's buffer and readies it for writing.
+/// Encodes `head` into the connection's buffer and readies it for writing;
+/// `queued`: behind the requests the connection already carries (pipelining), with
+/// the response being read left alone.
 #[inline]
-pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>) -> Result<(), Error> {
+pub(crate) fn start(conn: &mut Conn, head: &RequestHead<'_>, queued: bool) -> Result<(), Error> {
+    if queued {
+        conn.queue_request();
+        let at = conn.wbuf.len();
+        return encode(&mut conn.wbuf, head).inspect_err(|_| conn.wbuf.truncate(at));
+    }
     conn.wbuf.clear();
     encode(&mut conn.wbuf, head)?;
     conn.start_request(head.method.eq_ignore_ascii_case("HEAD"));
@@ -140,6 +155,7 @@ pub(crate) fn read<H: Handler>(
     let mut after: Option<Read> = None;
     let end = conn.read(bufs.read, drain, |ev| match ev {
         ReadEvent::Head(h, fields, buf) => {
+            ex.until_close = h.framing == Framing::UntilClose;
             let location = h.location.clone().map(|r| &buf[r]);
             // `Retry-After` matters only for the statuses that may be retried.
             let retry_after = matches!(h.status, 429 | 503)

@@ -45,6 +45,7 @@ mod deadline;
 mod dial;
 mod exchange;
 mod gate;
+mod pipeline;
 mod politeness;
 mod pool;
 mod rate;
@@ -423,6 +424,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         else {
             return;
         };
+        if self.cfg.pipeline > 1 && self.pipeline_deadline(t, fired) {
+            return;
+        }
         let total = fired == deadline::Fired::Total;
         if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t, total) {
             return;
@@ -554,6 +558,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(slot) = self.conns.get_mut(c) else {
             return;
         };
+        slot.peer_closed |= hup;
         match slot.conn.phase {
             Phase::Idle => {
                 if readable && slot.conn.idle_is_dead(&mut self.rbuf) {
@@ -579,8 +584,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
             }
             Phase::Reading => {
+                let t = slot.task.expect("reading conn has a task");
+                if writable && !slot.conn.wpos_done() {
+                    // Pipelined requests still being written.
+                    self.write(t, c);
+                    if self.conns.get(c).is_none_or(|s| s.task != Some(t)) {
+                        return;
+                    }
+                }
                 if readable {
-                    let t = slot.task.expect("reading conn has a task");
                     self.read(t, c, hup);
                 }
             }

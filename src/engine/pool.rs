@@ -18,7 +18,12 @@
 //! - an entry that holds nothing is dropped, so memory stays flat over millions of
 //!   distinct hosts. Entries are keyed by host name, then (tls, port): lookups by
 //!   `&str` allocate nothing. Later per-host state (politeness, limits) belongs in
-//!   [`Entry`].
+//!   [`Entry`];
+//! - `room` (with `--pipeline` above 1) holds busy connections that can take one more
+//!   pipelined request, each at most once, never one that is idle or closed: the
+//!   engine adds and removes them as their queues change. A key whose responses could
+//!   not be framed is remembered in `no_pipeline` for the run (few keys: only those
+//!   that failed).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -41,6 +46,7 @@ struct Entry {
     open: usize,
     idle: Vec<usize>,
     waiters: VecDeque<usize>,
+    room: Vec<usize>,
 }
 
 impl Entry {
@@ -64,6 +70,7 @@ pub(crate) enum Acquire {
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     map: HashMap<String, Vec<Entry>>,
+    no_pipeline: HashMap<String, Vec<(bool, u16)>>,
 }
 
 impl Pool {
@@ -189,6 +196,56 @@ impl Pool {
         }
     }
 
+    /// True when `k` has an idle connection.
+    pub fn has_idle(&mut self, k: Key<'_>) -> bool {
+        self.find(k).is_some_and(|e| !e.idle.is_empty())
+    }
+
+    /// Busy connection `c` of `k` can take another pipelined request.
+    pub fn add_room(&mut self, k: Key<'_>, c: usize) {
+        self.entry(k).room.push(c);
+    }
+
+    /// Connection `c` of `k` no longer has room (full, idle, or closing).
+    pub fn remove_room(&mut self, k: Key<'_>, c: usize) {
+        if let Some(e) = self.find(k) {
+            e.room.retain(|&x| x != c);
+        }
+    }
+
+    /// A busy connection of `k` with room, taken off the room list (the engine puts
+    /// it back if it still has room after its new request).
+    pub fn take_room(&mut self, k: Key<'_>) -> Option<usize> {
+        self.find(k)?.room.pop()
+    }
+
+    /// Responses of `k` could not be framed while pipelining: from now on its
+    /// requests go one at a time. Its room list is emptied.
+    pub fn stop_pipelining(&mut self, k: Key<'_>) {
+        if let Some(e) = self.find(k) {
+            e.room.clear();
+        }
+        if !self.pipelining(k) {
+            return;
+        }
+        match self.no_pipeline.get_mut(k.host) {
+            Some(v) => v.push((k.tls, k.port)),
+            None => {
+                self.no_pipeline
+                    .insert(k.host.to_string(), vec![(k.tls, k.port)]);
+            }
+        }
+    }
+
+    /// False once [`Pool::stop_pipelining`] was called for `k`.
+    pub fn pipelining(&self, k: Key<'_>) -> bool {
+        self.no_pipeline.is_empty()
+            || !self
+                .no_pipeline
+                .get(k.host)
+                .is_some_and(|v| v.contains(&(k.tls, k.port)))
+    }
+
     /// Any idle connection of any host (to free a file descriptor), removed from its
     /// pool; the caller closes it.
     pub fn take_any_idle(&mut self) -> Option<usize> {
@@ -261,6 +318,29 @@ mod tests {
         assert_eq!(p.acquire(A, 4, lim(1)), Acquire::Wait);
         assert_eq!(p.put_idle(A, 11, |_| true), Some(4));
         assert_eq!(p.take_any_idle(), None);
+    }
+
+    #[test]
+    fn room_is_taken_once_and_pipelining_stops_per_key() {
+        let mut p = Pool::default();
+        assert_eq!(p.take_room(A), None);
+        p.add_room(A, 10);
+        assert!(!p.has_idle(A));
+        assert_eq!(p.take_room(A), Some(10));
+        assert_eq!(p.take_room(A), None, "taken off the list");
+        p.add_room(A, 10);
+        p.remove_room(A, 10);
+        assert_eq!(p.take_room(A), None);
+        assert!(p.pipelining(A) && p.pipelining(A_TLS));
+        p.add_room(A, 11);
+        p.add_room(A_TLS, 12);
+        p.stop_pipelining(A);
+        p.stop_pipelining(A);
+        assert!(!p.pipelining(A) && p.pipelining(A_TLS), "per key");
+        assert_eq!(p.take_room(A), None, "room emptied");
+        assert_eq!(p.take_room(A_TLS), Some(12));
+        p.map.clear();
+        assert!(!p.pipelining(A), "remembered after the entry is gone");
     }
 
     #[test]

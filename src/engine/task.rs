@@ -183,6 +183,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if !self.gate(t) {
             return;
         }
+        if self.cfg.pipeline > 1 && self.pipe_onto_room(t) {
+            return;
+        }
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
         let (limit, shared, me) = (self.cfg.per_host, &self.cfg.shared, self.member.id);
