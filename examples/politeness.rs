@@ -11,10 +11,10 @@
 //! its requests in flight and whether it is paused are sampled; printed as a table
 //! and a chart.
 //!
-//! `mix`: 3,000 targets on a healthy host, alone, then with 200 targets of a host
+//! `mix`: 20,000 targets on a healthy host, alone, then with 200 targets of a host
 //! that answers its first 5 requests 429 with `Retry-After: 1` mixed in (one in 16).
 //! The healthy host's rate is read off its own log (requests over the span between
-//! its first and last arrival), three runs each; the medians are printed.
+//! its first and last arrival), nine pairs of runs; the medians are printed.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -185,6 +185,11 @@ fn chart(samples: &[(Duration, usize, usize, bool)]) {
     }
 }
 
+/// Targets on the healthy host in `mix`.
+const HEALTHY: usize = 20_000;
+/// Pairs of runs in `mix`.
+const PAIRS: usize = 9;
+
 /// The healthy host's rate in one run (requests per second over its own span).
 fn healthy_rate(with_throttler: bool) -> f64 {
     let healthy = server(|_, _| (200, "", Duration::ZERO));
@@ -197,7 +202,7 @@ fn healthy_rate(with_throttler: bool) -> f64 {
     });
     let mut urls = Vec::new();
     let mut t = 0;
-    for i in 0..3000 {
+    for i in 0..HEALTHY {
         urls.push(format!("http://{}/{i}", healthy.addr));
         if with_throttler && i % 15 == 0 && t < 200 {
             urls.push(format!("http://{}/{t}", throttler.addr));
@@ -213,22 +218,34 @@ fn healthy_rate(with_throttler: bool) -> f64 {
     let mut e = Engine::new(cfg, requests(urls).fuse(), Count::default()).expect("an engine");
     e.run().expect("a run");
     let ok = e.handler().0.iter().filter(|s| **s == Some(200)).count();
-    assert_eq!(ok, 3000 + t, "every target ends 200");
+    assert_eq!(ok, HEALTHY + t, "every target ends 200");
     let a = healthy.arrivals.lock().unwrap_or_else(|e| e.into_inner());
     let span = a.iter().max().zip(a.iter().min()).map(|(l, f)| *l - *f);
     a.len() as f64 / span.map_or(1.0, |s| s.as_secs_f64().max(1e-6))
 }
 
+/// Pairs of runs, alone then beside, so that both see the same machine; the
+/// median of each and of the pairs' ratios.
 fn mix() {
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let alone = median((0..3).map(|_| healthy_rate(false)).collect());
-    let beside = median((0..3).map(|_| healthy_rate(true)).collect());
-    println!("healthy host alone:            {alone:>8.0} req/s (median of 3)");
-    println!("beside a throttler (1 in 16):  {beside:>8.0} req/s (median of 3)");
-    println!("ratio: {:.3}", beside / alone);
+    let pairs: Vec<(f64, f64)> = (0..PAIRS)
+        .map(|_| (healthy_rate(false), healthy_rate(true)))
+        .collect();
+    for (a, b) in &pairs {
+        println!(
+            "pair: alone {a:>8.0} req/s, beside {b:>8.0} req/s, ratio {:.3}",
+            b / a
+        );
+    }
+    let alone = median(pairs.iter().map(|p| p.0).collect());
+    let beside = median(pairs.iter().map(|p| p.1).collect());
+    let ratio = median(pairs.iter().map(|p| p.1 / p.0).collect());
+    println!("healthy host alone:            {alone:>8.0} req/s (median of {PAIRS})");
+    println!("beside a throttler (1 in 16):  {beside:>8.0} req/s (median of {PAIRS})");
+    println!("median ratio of the pairs: {ratio:.3}");
 }
 
 fn main() {
