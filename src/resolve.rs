@@ -1,26 +1,35 @@
 //! Name resolution that never blocks the event loop's thread.
 //!
 //! Order: IP literals; pinned `--resolve` entries; the hosts file (read once at
-//! start); a positive cache; then either the UDP stub resolver in the event loop
-//! (with `--dns-server`, see [`crate::dns::stub`]) or the system resolver on a small
-//! pool of helper threads, whose answers come back through a channel and wake the
-//! loop with a mio `Waker`. Concurrent lookups of one name are coalesced into one.
+//! start, [`crate::dns::conf::Hosts`]); then the UDP stub resolver in the event loop
+//! ([`crate::dns::stub`], the default: its servers from resolv.conf, or
+//! `--dns-server`; it keeps its own bounded cache, positive and negative). Only when
+//! no nameserver is usable (none configured, or the stub's sockets cannot be opened)
+//! does the system resolver answer, on a few helper threads ([`system`]), its
+//! answers kept in a bounded cache of their own. Concurrent lookups of one name are
+//! coalesced into one.
 //!
 //! Invariants: `lookup` returns at once; every `Pending` lookup is answered exactly
-//! once through `poll_done` (waiters whose request gave up meanwhile are the
-//! caller's to ignore); answers are cached for [`CACHE_TTL`].
+//! once through `poll_done` unless its waiter was withdrawn by [`Resolver::cancel`];
+//! the waiting list holds only waiters not withdrawn (so it is bounded by the
+//! requests in flight), and a name nobody waits for any more is not looked up by the
+//! system fallback; memory is bounded by configuration: the caches by their
+//! capacity, the fallback's queue by its cap.
 
+use crate::dns::cache::{Cache, Cached};
+use crate::dns::conf::{Hosts, ResolvConf};
+use crate::dns::stub::{Settled, Stub, StubConfig};
 use crate::error::{Error, ErrorKind};
 use std::collections::HashMap;
-use std::net::{IpAddr, ToSocketAddrs};
-use std::path::Path;
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a system answer is reused.
+mod system;
+
+/// How long a system-resolver answer is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
-const THREADS: usize = 4;
 
 /// Addresses of one name.
 pub type Addrs = Arc<[IpAddr]>;
@@ -39,165 +48,183 @@ pub struct DnsError {
 pub enum Lookup {
     /// Known now.
     Ready(Addrs),
-    /// Asked of the system resolver; the answer comes through `poll_done`.
+    /// Asked; the answer comes through `poll_done`.
     Pending,
     /// Failed now.
     Failed(DnsError),
 }
 
-type Answer = (String, Result<Addrs, DnsError>);
-
 /// A finished lookup as [`Resolver::poll_done`] reports it: (waiter, name, answer).
 pub type Answered = (usize, Arc<str>, Result<Addrs, DnsError>);
+
+/// What the resolver is built from (the engine's configuration, per worker).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Pinned addresses: (host, port, address).
+    pub pins: Vec<(String, u16, IpAddr)>,
+    /// The hosts file (`None`: none).
+    pub hosts_file: Option<PathBuf>,
+    /// resolv.conf (`None`: none; its servers, search list and options).
+    pub resolv_conf: Option<PathBuf>,
+    /// Servers replacing resolv.conf's (`--dns-server`).
+    pub servers: Vec<SocketAddr>,
+    /// New queries per second at most (0: no cap).
+    pub rate: f64,
+    /// Queries in flight at most (0: the stub's default).
+    pub max_in_flight: usize,
+    /// Names each cache holds (0: the default).
+    pub cache_size: usize,
+    /// Fall back to the system resolver when no nameserver is usable (else such
+    /// lookups fail).
+    pub system_fallback: bool,
+    /// Names the system fallback's queue holds at most.
+    pub system_queue: usize,
+}
+
+/// Where names go when neither a pin nor the hosts file knows them.
+#[derive(Debug)]
+enum Backend {
+    Stub(Box<Stub>),
+    System(system::System, Cache),
+    /// No nameserver, and the fallback is off: the reason.
+    None(Arc<str>),
+}
 
 /// The resolver; see the module docs.
 pub struct Resolver {
     pins: HashMap<(String, u16), Addrs>,
-    hosts: HashMap<String, Addrs>,
-    cache: HashMap<String, (Addrs, Instant)>,
+    hosts: Hosts,
+    backend: Backend,
     waiting: HashMap<String, Vec<usize>>,
-    jobs: Option<Sender<String>>,
-    answers: Receiver<Answer>,
-    answer_tx: Sender<Answer>,
-    job_rx: Arc<Mutex<Receiver<String>>>,
-    threads: usize,
-    waker: Arc<mio::Waker>,
-    stub: Option<crate::dns::stub::Stub>,
-    settled: Vec<crate::dns::stub::Settled>,
+    settled: Vec<Settled>,
 }
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolver")
             .field("pins", &self.pins.len())
+            .field("hosts", &self.hosts.len())
+            .field("backend", &self.describe())
             .finish()
     }
 }
 
-/// Parses a hosts file's text into name → addresses (names lower-cased).
-pub fn parse_hosts(text: &str) -> HashMap<String, Addrs> {
-    let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let mut words = line.split_whitespace();
-        let Some(addr) = words.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
-            continue;
-        };
-        for name in words {
-            let v = map.entry(name.to_ascii_lowercase()).or_default();
-            if !v.contains(&addr) {
-                v.push(addr);
-            }
-        }
-    }
-    map.into_iter().map(|(k, v)| (k, v.into())).collect()
-}
-
-fn system_lookup(host: &str) -> Result<Addrs, DnsError> {
-    match (host, 0u16).to_socket_addrs() {
-        Ok(it) => {
-            let mut v: Vec<IpAddr> = Vec::new();
-            for a in it {
-                if !v.contains(&a.ip()) {
-                    v.push(a.ip());
-                }
-            }
-            if v.is_empty() {
-                Err(DnsError {
-                    error: Error::new(ErrorKind::Dns, format!("{host}: no addresses")),
-                    temporary: false,
-                })
-            } else {
-                Ok(v.into())
-            }
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            Err(DnsError {
-                temporary: msg.contains("Temporary") || msg.contains("try again"),
-                error: Error::new(ErrorKind::Dns, format!("{host}: {msg}")),
-            })
-        }
-    }
-}
-
 impl Resolver {
-    /// A resolver with `--resolve` pins and the hosts file at `hosts_file`; answers
-    /// from helper threads wake `waker`.
+    /// A resolver from `s`. The stub's sockets register with `registry` under the
+    /// tokens `first`, `first − 1`, … (`StubConfig::tokens_needed` of them); the
+    /// system fallback's answers wake `waker`. Never fails: what cannot be used is
+    /// replaced by the next choice (an unreadable file reads as empty).
     pub fn new(
-        pins: &[(String, u16, IpAddr)],
-        hosts_file: Option<&Path>,
+        s: &Settings,
+        registry: &mio::Registry,
+        first: mio::Token,
         waker: Arc<mio::Waker>,
     ) -> Resolver {
         let mut pin_map: HashMap<(String, u16), Vec<IpAddr>> = HashMap::new();
-        for (h, p, a) in pins {
+        for (h, p, a) in &s.pins {
             pin_map
                 .entry((h.to_ascii_lowercase(), *p))
                 .or_default()
                 .push(*a);
         }
-        let hosts = hosts_file
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|t| parse_hosts(&t))
+        let hosts = s
+            .hosts_file
+            .as_deref()
+            .and_then(|p| Hosts::load(p).ok())
             .unwrap_or_default();
-        let (job_tx, job_rx) = channel::<String>();
-        let (answer_tx, answers) = channel::<Answer>();
+        let rc = s
+            .resolv_conf
+            .as_deref()
+            .and_then(|p| ResolvConf::load(p).ok())
+            .unwrap_or_default();
+        let mut cfg = StubConfig::from_resolv_conf(&rc);
+        if !s.servers.is_empty() {
+            cfg.servers = s.servers.clone();
+        }
+        if s.rate > 0.0 {
+            cfg.rate = Some(s.rate);
+        }
+        if s.max_in_flight > 0 {
+            cfg.max_in_flight = s.max_in_flight;
+        }
+        if s.cache_size > 0 {
+            cfg.cache_size = s.cache_size;
+        }
+        let cache_size = cfg.cache_size;
+        let why: Arc<str> = if cfg.servers.is_empty() {
+            Arc::from("no nameserver configured")
+        } else {
+            match Stub::with_config(cfg, registry, first) {
+                Ok(stub) => {
+                    return Resolver::with(pin_map, hosts, Backend::Stub(Box::new(stub)));
+                }
+                Err(e) => Arc::from(format!("the nameservers are not usable: {e}")),
+            }
+        };
+        let backend = if s.system_fallback {
+            Backend::System(
+                system::System::new(s.system_queue, waker),
+                Cache::new(cache_size),
+            )
+        } else {
+            Backend::None(why)
+        };
+        Resolver::with(pin_map, hosts, backend)
+    }
+
+    fn with(pins: HashMap<(String, u16), Vec<IpAddr>>, hosts: Hosts, backend: Backend) -> Self {
         Resolver {
-            pins: pin_map.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            pins: pins.into_iter().map(|(k, v)| (k, v.into())).collect(),
             hosts,
-            cache: HashMap::new(),
+            backend,
             waiting: HashMap::new(),
-            jobs: Some(job_tx),
-            answers,
-            answer_tx,
-            job_rx: Arc::new(Mutex::new(job_rx)),
-            threads: 0,
-            waker,
-            stub: None,
             settled: Vec::new(),
         }
     }
 
-    /// Sends lookups to these DNS servers over UDP from the event loop instead of the
-    /// system resolver (`--dns-server`).
-    pub fn use_servers(
-        &mut self,
-        servers: &[std::net::SocketAddr],
-        registry: &mio::Registry,
-        tokens: [mio::Token; 2],
-    ) -> std::io::Result<()> {
-        if !servers.is_empty() {
-            self.stub = Some(crate::dns::stub::Stub::new(
-                servers.to_vec(),
-                registry,
-                tokens,
-            )?);
+    /// What answers names: the stub, the system fallback, or nothing.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Stub(_) => "stub resolver in the event loop".into(),
+            Backend::System(..) => "system resolver (no nameserver usable)".into(),
+            Backend::None(why) => format!("none ({why})"),
         }
-        Ok(())
+    }
+
+    /// True when the in-loop stub resolver answers names.
+    #[cfg(test)]
+    pub fn is_stub(&self) -> bool {
+        matches!(self.backend, Backend::Stub(_))
     }
 
     /// True when `t` is a token of the stub resolver's sockets.
     pub fn owns(&self, t: mio::Token) -> bool {
-        self.stub.as_ref().is_some_and(|s| s.owns(t))
+        matches!(&self.backend, Backend::Stub(s) if s.owns(t))
     }
 
-    /// The stub resolver's sockets are readable.
-    pub fn on_readable(&mut self) {
-        if let Some(s) = self.stub.as_mut() {
-            s.on_readable(&mut self.settled);
+    /// Readiness on one of the stub resolver's sockets.
+    pub fn on_ready(&mut self, t: mio::Token, now: Instant) {
+        if let Backend::Stub(s) = &mut self.backend {
+            s.on_ready(t, now, &mut self.settled);
         }
     }
 
     /// Retransmits and timeouts of the stub resolver.
     pub fn on_time(&mut self, now: Instant) {
-        if let Some(s) = self.stub.as_mut() {
+        if let Backend::Stub(s) = &mut self.backend {
             s.on_time(now, &mut self.settled);
         }
     }
 
-    /// When the stub resolver next needs the loop to wake.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.stub.as_ref().and_then(|s| s.next_deadline())
+    /// When the resolver next needs the loop to wake (now, when answers wait).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        if !self.settled.is_empty() {
+            return Some(now);
+        }
+        match &self.backend {
+            Backend::Stub(s) => s.next_deadline(),
+            _ => None,
+        }
     }
 
     /// Looks `host` up for a connection to `port`; `waiter` is handed back by
@@ -210,59 +237,68 @@ impl Resolver {
             return Lookup::Ready(a.clone());
         }
         if let Some(a) = self.hosts.get(host) {
-            return Lookup::Ready(a.clone());
-        }
-        if let Some((a, exp)) = self.cache.get(host) {
-            if *exp > now {
-                return Lookup::Ready(a.clone());
-            }
+            return Lookup::Ready(Arc::from(a));
         }
         if let Some(w) = self.waiting.get_mut(host) {
             w.push(waiter);
             return Lookup::Pending;
         }
-        if let Some(stub) = self.stub.as_mut() {
-            self.waiting.insert(host.to_string(), vec![waiter]);
-            stub.start(host, now, &mut self.settled);
-            return Lookup::Pending;
-        }
-        self.spawn_helper();
-        match &self.jobs {
-            Some(tx) if tx.send(host.to_string()).is_ok() => {
-                self.waiting.insert(host.to_string(), vec![waiter]);
-                Lookup::Pending
+        match &mut self.backend {
+            Backend::Stub(stub) => {
+                stub.start(host, now, &mut self.settled);
+                // A cached answer is reported at once.
+                if let Some(i) = self.settled.iter().position(|(n, _)| n == host) {
+                    let (_, r) = self.settled.swap_remove(i);
+                    return match r {
+                        Ok((addrs, _)) => Lookup::Ready(addrs.into()),
+                        Err((error, temporary)) => Lookup::Failed(DnsError { error, temporary }),
+                    };
+                }
             }
-            _ => Lookup::Failed(DnsError {
-                error: Error::new(ErrorKind::Dns, "resolver threads unavailable"),
-                temporary: true,
-            }),
+            Backend::System(sys, cache) => {
+                if let Some((Cached::Addrs(a), _)) = cache.get(host, now) {
+                    return Lookup::Ready(a.clone());
+                }
+                if !sys.ask(host) {
+                    return Lookup::Failed(DnsError {
+                        error: Error::new(
+                            ErrorKind::Dns,
+                            format!("{host}: the system resolver's queue is full"),
+                        ),
+                        temporary: true,
+                    });
+                }
+            }
+            Backend::None(why) => {
+                return Lookup::Failed(DnsError {
+                    error: Error::new(ErrorKind::Dns, format!("{host}: {why}")),
+                    temporary: false,
+                })
+            }
+        }
+        self.waiting.insert(host.to_string(), vec![waiter]);
+        Lookup::Pending
+    }
+
+    /// `waiter` no longer wants `host` (its request ended or moved on). When nobody
+    /// else does, the system fallback skips the lookup if it has not begun.
+    pub fn cancel(&mut self, host: &str, waiter: usize) {
+        let Some(w) = self.waiting.get_mut(host) else {
+            return;
+        };
+        w.retain(|&x| x != waiter);
+        if w.is_empty() {
+            self.waiting.remove(host);
+            if let Backend::System(sys, _) = &mut self.backend {
+                sys.forget(host);
+            }
         }
     }
 
-    fn spawn_helper(&mut self) {
-        if self.threads >= THREADS || self.threads > self.waiting.len() {
-            return;
-        }
-        let rx = self.job_rx.clone();
-        let tx = self.answer_tx.clone();
-        let waker = self.waker.clone();
-        let spawned = std::thread::Builder::new()
-            .name("volley-dns".into())
-            .spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(_) => return,
-                };
-                let Ok(host) = job else { return };
-                let answer = system_lookup(&host);
-                if tx.send((host, answer)).is_err() {
-                    return;
-                }
-                let _ = waker.wake();
-            });
-        if spawned.is_ok() {
-            self.threads += 1;
-        }
+    /// Names being looked up (with at least one waiter).
+    #[cfg(test)]
+    pub fn pending(&self) -> usize {
+        self.waiting.len()
     }
 
     /// Moves finished lookups to `out` as (waiter, name, answer). The name lets a
@@ -270,38 +306,33 @@ impl Resolver {
     pub fn poll_done(&mut self, now: Instant, out: &mut Vec<Answered>) {
         for (host, r) in std::mem::take(&mut self.settled) {
             let answer = match r {
-                Ok((addrs, ttl)) => {
-                    let a: Addrs = addrs.into();
-                    let ttl = Duration::from_secs(u64::from(ttl)).min(CACHE_TTL);
-                    self.cache.insert(host.clone(), (a.clone(), now + ttl));
-                    Ok(a)
-                }
+                Ok((addrs, _)) => Ok(addrs.into()),
                 Err((error, temporary)) => Err(DnsError { error, temporary }),
             };
-            let waiters = self.waiting.remove(&host).unwrap_or_default();
-            let host: Arc<str> = Arc::from(host);
-            for w in waiters {
-                out.push((w, host.clone(), answer.clone()));
-            }
+            self.deliver(host, answer, out);
         }
-        while let Ok((host, answer)) = self.answers.try_recv() {
-            if let Ok(a) = &answer {
-                self.cache
-                    .insert(host.clone(), (a.clone(), now + CACHE_TTL));
+        if let Backend::System(sys, _) = &self.backend {
+            let mut got = Vec::new();
+            while let Some(a) = sys.try_answer() {
+                got.push(a);
             }
-            let waiters = self.waiting.remove(&host).unwrap_or_default();
-            let host: Arc<str> = Arc::from(host);
-            for w in waiters {
-                out.push((w, host.clone(), answer.clone()));
+            for (host, answer) in got {
+                if let (Ok(a), Backend::System(_, cache)) = (&answer, &mut self.backend) {
+                    cache.insert(&host, Cached::Addrs(a.clone()), now + CACHE_TTL);
+                }
+                self.deliver(host, answer, out);
             }
         }
     }
-}
 
-impl Drop for Resolver {
-    fn drop(&mut self) {
-        // Closing the job channel ends the helper threads after their current lookup.
-        self.jobs = None;
+    fn deliver(&mut self, host: String, answer: Result<Addrs, DnsError>, out: &mut Vec<Answered>) {
+        let Some(waiters) = self.waiting.remove(&host) else {
+            return;
+        };
+        let host: Arc<str> = Arc::from(host);
+        for w in waiters {
+            out.push((w, host.clone(), answer.clone()));
+        }
     }
 }
 
@@ -309,35 +340,88 @@ impl Drop for Resolver {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hosts_file() {
-        let m = parse_hosts(
-            "127.0.0.1 localhost Loc2 # comment\n::1 localhost\n# x\nbad line\n10.0.0.1\n",
-        );
-        assert_eq!(
-            &m["localhost"][..],
-            &[
-                "127.0.0.1".parse::<IpAddr>().unwrap(),
-                "::1".parse().unwrap()
-            ]
-        );
-        assert_eq!(m["loc2"].len(), 1);
-        assert_eq!(m.len(), 2);
+    fn resolver(s: &Settings) -> (mio::Poll, Resolver) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let r = Resolver::new(s, poll.registry(), mio::Token(usize::MAX - 1), waker);
+        (poll, r)
+    }
+
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("volley-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
     }
 
     #[test]
-    fn literals_pins_hosts() {
-        let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        let mut r = Resolver::new(
-            &[("pinned.test".into(), 80, "127.0.0.9".parse().unwrap())],
-            None,
-            waker,
-        );
+    fn literals_pins_hosts_before_anything_else() {
+        let hosts = temp_file("hosts", "127.0.0.7 Listed.test\n");
+        let (_p, mut r) = resolver(&Settings {
+            pins: vec![("pinned.test".into(), 80, "127.0.0.9".parse().unwrap())],
+            hosts_file: Some(hosts.clone()),
+            ..Settings::default()
+        });
         let now = Instant::now();
         assert!(matches!(r.lookup("::1", 80, 0, now), Lookup::Ready(a) if a.len() == 1));
         assert!(
             matches!(r.lookup("pinned.test", 80, 0, now), Lookup::Ready(a) if a[0].to_string() == "127.0.0.9")
         );
+        assert!(
+            matches!(r.lookup("listed.test", 80, 0, now), Lookup::Ready(a) if a[0].to_string() == "127.0.0.7")
+        );
+        // No nameserver and no fallback: a name fails at once, permanently.
+        assert!(!r.is_stub());
+        match r.lookup("other.test", 80, 0, now) {
+            Lookup::Failed(e) => {
+                assert!(!e.temporary);
+                assert!(e.error.detail.contains("no nameserver"), "{e:?}");
+            }
+            l => panic!("{l:?}"),
+        }
+        let _ = std::fs::remove_file(hosts);
+    }
+
+    #[test]
+    fn resolv_conf_servers_make_the_stub_and_dns_server_replaces_them() {
+        let rc = temp_file("resolv", "nameserver 127.0.0.1\noptions ndots:2\n");
+        let (_p, r) = resolver(&Settings {
+            resolv_conf: Some(rc.clone()),
+            ..Settings::default()
+        });
+        assert!(r.is_stub(), "{}", r.describe());
+        let empty = temp_file("resolv-empty", "# nothing\n");
+        let (_p, r) = resolver(&Settings {
+            resolv_conf: Some(empty.clone()),
+            servers: vec!["127.0.0.1:5353".parse().unwrap()],
+            ..Settings::default()
+        });
+        assert!(r.is_stub());
+        let (_p, r) = resolver(&Settings {
+            resolv_conf: Some(empty.clone()),
+            system_fallback: true,
+            system_queue: 4,
+            ..Settings::default()
+        });
+        assert!(r.describe().starts_with("system"), "{}", r.describe());
+        let _ = std::fs::remove_file(rc);
+        let _ = std::fs::remove_file(empty);
+    }
+
+    #[test]
+    fn cancelled_waiters_are_forgotten() {
+        // A stub whose server (a bound, silent socket) never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (_p, mut r) = resolver(&Settings {
+            servers: vec![silent.local_addr().unwrap()],
+            ..Settings::default()
+        });
+        let now = Instant::now();
+        assert!(matches!(r.lookup("a.test", 80, 1, now), Lookup::Pending));
+        assert!(matches!(r.lookup("a.test", 80, 2, now), Lookup::Pending));
+        assert_eq!(r.pending(), 1);
+        r.cancel("a.test", 1);
+        assert_eq!(r.pending(), 1);
+        r.cancel("a.test", 2);
+        assert_eq!(r.pending(), 0, "nobody waits: the name is dropped");
     }
 }

@@ -2,6 +2,9 @@
 //! source port drawn from the OS CSPRNG and replaced by a fresh one (new random port)
 //! once it has carried [`Pool::reuse`] queries and has none left in flight.
 //!
+//! Replies are read [`BATCH`] datagrams per system call (`recvmmsg`) rather than
+//! one `recvfrom` per answer plus one that finds the socket empty.
+//!
 //! Invariants: a slot's token never changes (a replacement socket is registered with
 //! the same token); a slot is replaced only when no query is waiting on it; a failed
 //! replacement keeps the old socket (it is retried after the next query ends).
@@ -10,7 +13,71 @@ use crate::rng::SecureRandom;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+/// Datagrams read per system call.
+pub(crate) const BATCH: usize = 32;
+/// The largest datagram kept whole (answers without EDNS are at most 512 bytes; a
+/// longer one is cut and reported as such).
+pub(crate) const DATAGRAM: usize = 4096;
+
+/// Buffers for one batched read: datagram `k` is `data[k * DATAGRAM..][..len[k]]`.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    data: Vec<u8>,
+    len: [usize; BATCH],
+    from: [Option<SocketAddr>; BATCH],
+    cut: [bool; BATCH],
+}
+
+impl Batch {
+    /// Empty buffers.
+    pub(crate) fn new() -> Batch {
+        Batch {
+            data: vec![0; BATCH * DATAGRAM],
+            len: [0; BATCH],
+            from: [None; BATCH],
+            cut: [false; BATCH],
+        }
+    }
+
+    /// Datagram `k` of the last read: its bytes and sender (`None`: cut short, or
+    /// from an address of no family we know).
+    pub(crate) fn get(&self, k: usize) -> Option<(&[u8], SocketAddr)> {
+        if self.cut[k] {
+            return None;
+        }
+        let from = self.from[k]?;
+        Some((&self.data[k * DATAGRAM..k * DATAGRAM + self.len[k]], from))
+    }
+}
+
+/// The address the kernel filled in, as a `SocketAddr`.
+fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a = unsafe { &*(s as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a = unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
 
 /// Random ports tried before the kernel is asked to choose.
 const PORT_TRIES: usize = 16;
@@ -131,9 +198,48 @@ impl Pool {
         self.slots[i].sock.send_to(msg, to)
     }
 
-    /// Reads one datagram from slot `i`.
-    pub(crate) fn recv(&self, i: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.slots[i].sock.recv_from(buf)
+    /// Reads up to [`BATCH`] datagrams waiting on slot `i` into `b` (one system
+    /// call); how many. `WouldBlock` when none waits.
+    pub(crate) fn recv_batch(&self, i: usize, b: &mut Batch) -> io::Result<usize> {
+        let fd = self.slots[i].sock.as_raw_fd();
+        // SAFETY: all-zero sockaddr_storage, iovec and mmsghdr values are valid.
+        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let base = b.data.as_mut_ptr();
+        for k in 0..BATCH {
+            iovs[k] = libc::iovec {
+                // SAFETY: k * DATAGRAM + DATAGRAM <= data.len() (BATCH * DATAGRAM).
+                iov_base: unsafe { base.add(k * DATAGRAM) } as *mut libc::c_void,
+                iov_len: DATAGRAM,
+            };
+            let h = &mut hdrs[k].msg_hdr;
+            h.msg_name = &mut names[k] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut iovs[k];
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: every header points into `names`, `iovs` and `b.data`, which
+        // outlive the call; the count matches the arrays.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for k in 0..n {
+            b.len[k] = (hdrs[k].msg_len as usize).min(DATAGRAM);
+            b.cut[k] = hdrs[k].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            b.from[k] = socket_addr(&names[k]);
+        }
+        Ok(n)
     }
 
     /// A query on slot `i` ended; replaces the socket when it is due and idle.

@@ -21,7 +21,7 @@
 use super::cache::{Cache, Cached};
 use super::conf::names_to_try;
 use super::message::{encode_query, TYPE_A, TYPE_AAAA};
-use super::pool::Pool;
+use super::pool::{Batch, Pool};
 use super::tcp::TcpQuery;
 use crate::error::{Error, ErrorKind};
 use crate::rng::SecureRandom;
@@ -100,6 +100,8 @@ pub struct Stub {
     bucket: f64,
     bucket_at: Option<Instant>,
     buf: Vec<u8>,
+    /// Buffers for batched UDP reads.
+    batch: Box<Batch>,
     stats: StubStats,
 }
 
@@ -183,6 +185,7 @@ impl Stub {
             bucket,
             bucket_at: None,
             buf: vec![0u8; 1 << 16],
+            batch: Box::new(Batch::new()),
             stats: StubStats::default(),
         })
     }

@@ -278,11 +278,31 @@ pub struct Config {
     /// Send everything through this HTTP proxy: plain requests in absolute form,
     /// https through a CONNECT tunnel.
     pub proxy: Option<Proxy>,
-    /// DNS servers to ask over UDP from the event loop (`--dns-server`); empty = the
-    /// system resolver (on helper threads).
+    /// DNS servers to ask over UDP from the event loop (`--dns-server`), replacing
+    /// the nameservers of `resolv_conf`.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Path of resolv.conf (`/etc/resolv.conf`): nameservers, search, ndots, timeout,
+    /// attempts, rotate for the stub resolver in the event loop. `None`: none read.
+    pub resolv_conf: Option<std::path::PathBuf>,
     /// Path of the hosts file (`/etc/hosts`).
     pub hosts_file: Option<std::path::PathBuf>,
+    /// New DNS queries per second at most (`--dns-rate`; 0 = no cap).
+    pub dns_rate: f64,
+    /// DNS queries in flight at most (0 = twice the concurrency, at least 512).
+    pub dns_in_flight: usize,
+    /// Names the DNS cache holds (0 = the default, 65,536).
+    pub dns_cache: usize,
+    /// When no nameserver is usable, ask the system resolver (on helper threads);
+    /// when false, such names fail with `dns` (tests use this to be sure no query
+    /// leaves loopback).
+    pub system_resolver: bool,
+    /// Idle keep-alive connections kept across all hosts at most (0 = the
+    /// concurrency); past it the one idle longest is closed.
+    pub max_idle: usize,
+    /// Tasks waiting outside a concurrency slot (retry backoff, a paused or
+    /// throttled host) at most (0 = ten times the concurrency); while full, no new
+    /// request is taken from the source.
+    pub max_parked: usize,
     /// Response head limits.
     pub limits: Limits,
     /// `--allow` / `--deny`: checked after resolution, before any connection, on
@@ -335,7 +355,14 @@ impl Default for Config {
             unix_socket: None,
             proxy: None,
             dns_servers: Vec::new(),
+            resolv_conf: Some("/etc/resolv.conf".into()),
             hosts_file: Some("/etc/hosts".into()),
+            dns_rate: 0.0,
+            dns_in_flight: 0,
+            dns_cache: 0,
+            system_resolver: true,
+            max_idle: 0,
+            max_parked: 0,
             limits: Limits::default(),
             addresses: crate::cidr::AddressPolicy::default(),
             tls: None,
@@ -424,4 +451,9 @@ pub struct Stats {
     pub connections: u64,
     /// Requests in flight now.
     pub active: usize,
+    /// Requests waiting outside a slot now (retry backoff, a paused or throttled
+    /// host).
+    pub parked: usize,
+    /// Idle keep-alive connections now (over all hosts).
+    pub idle: usize,
 }

@@ -12,10 +12,12 @@
 //!   `drop_conn_socket` alone is a failed connect whose pool slot stays with its task);
 //! - a pooled connection has no task and one idle timer; a busy one has a task and
 //!   no idle timer;
+//! - at most `max_idle` connections are idle over all hosts (`idle::IdleOrder`
+//!   knows exactly the pooled ones; the one idle longest is closed first);
 //! - with `--pipeline`, `task` is the request whose response is read now and
 //!   `behind` those written after it (see `pipeline.rs`).
 
-use super::dial::Step;
+use super::dial::{Dialer, Step};
 use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
 use super::pipeline::pipelinable;
 use super::politeness::Signal;
@@ -102,9 +104,57 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.stats.connections += 1;
         self.tasks[t].a.conn = Some(c);
         self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
-            Some(conn) => d.opened(conn, rbuf, ctx, timings),
-            None => Step::Retry,
+            Some(conn) => d.opened(c, conn, rbuf, ctx, timings),
+            None => Step::Pending,
         })
+    }
+
+    /// After each call to task `t`'s dialer: closes the connections it let go
+    /// (failed, or lost the race), makes its current one the attempt's, and arms the
+    /// timer for the next address.
+    pub(super) fn sync_race(&mut self, t: usize) {
+        while let Some(c) = self
+            .tasks
+            .get_mut(t)
+            .and_then(|x| x.a.dial.as_mut())
+            .and_then(Dialer::pop_dropped)
+        {
+            self.drop_conn_socket(c);
+        }
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let Some(d) = task.a.dial.as_mut() else {
+            return;
+        };
+        task.a.conn = d.current();
+        if let Some(at) = d.arm() {
+            let ms = self.wheel.ms(at);
+            self.wheel.insert(ms, TimerRef::Race(t));
+        }
+    }
+
+    /// Task `t`'s dial is given up: closes every racer but the attempt's own
+    /// connection (which `fail` gives back with its pool slot).
+    pub(super) fn abandon_race(&mut self, t: usize) {
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let keep = task.a.conn;
+        let Some(d) = task.a.dial.as_mut() else {
+            return;
+        };
+        d.abandon();
+        while let Some(c) = self
+            .tasks
+            .get_mut(t)
+            .and_then(|x| x.a.dial.as_mut())
+            .and_then(Dialer::pop_dropped)
+        {
+            if Some(c) != keep {
+                self.drop_conn_socket(c);
+            }
+        }
     }
 
     /// Encodes the request for the task's current URL on connection `c` and writes it.
@@ -114,6 +164,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// [`Self::send`]; `queued`: behind the requests outstanding on `c` (pipelined).
     pub(super) fn send_as(&mut self, t: usize, c: usize, queued: bool) {
+        // A pooled connection taken for this request is idle no more.
+        self.idle.remove(c);
         let task = &mut self.tasks[t];
         let spec = &task.spec;
         let (method, body): (&str, &[u8]) = if task.a.as_get {
@@ -411,6 +463,21 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         let at = self.deadline_ms(self.cfg.idle_timeout);
         self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
+        self.idle.add(c);
+        self.cap_idle();
+    }
+
+    /// Closes the connections idle longest while more than `max_idle` are idle
+    /// (over all hosts): with millions of distinct hosts, each leaves one.
+    fn cap_idle(&mut self) {
+        while self.idle.len() > self.cfg.max_idle {
+            let Some(c) = self.idle.oldest() else {
+                break;
+            };
+            self.idle.remove(c);
+            self.remove_idle(c);
+            self.close_conn(c);
+        }
     }
 
     /// Takes `c` out of the pool's idle list (it is about to close).
@@ -437,6 +504,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Deregisters and drops the socket without touching the pool's counts (a
     /// connect attempt that failed: the pool slot stays with the task).
     pub(super) fn drop_conn_socket(&mut self, c: usize) -> Option<Slot> {
+        self.idle.remove(c);
         let mut slot = self.conns.try_remove(c)?;
         if let Some(k) = slot.idle_timer.take() {
             self.wheel.cancel(k);

@@ -1,5 +1,6 @@
 //! The way to a ready connection, as a state machine of its own:
-//! resolve → address policy → connect (address after address) → proxy tunnel → TLS.
+//! resolve → address policy → connect (Happy Eyeballs: addresses raced, see
+//! `race`) → proxy tunnel → TLS.
 //!
 //! With `--proxy` and an address policy, the policy judges the *target*, never the
 //! proxy: the target's name is resolved locally first (which shows the name to the
@@ -15,17 +16,21 @@
 //! descriptors, and keeps the deadline.
 //!
 //! Invariants:
-//! - addresses are tried in the resolver's order, each at most once (a try refused for
-//!   lack of file descriptors is not counted as a try);
+//! - addresses are tried in `race::interleave` order (families alternating, from the
+//!   resolver's first), each at most once (a try refused for lack of file
+//!   descriptors is not counted as a try); the next starts 250 ms after the last
+//!   while none has connected ([`Dialer::on_timer`]), or at once when one fails;
+//! - the first connection to connect wins; every other one is handed back through
+//!   [`Dialer::pop_dropped`] for the engine to close, as is every failed one;
 //! - when every address has failed, the error is the last connect error;
 //! - the stage timings are measured from the moment the stage began: `dns` from the
 //!   dialer's start (`None` when no lookup ran: an IP literal, a `--resolve` pin),
 //!   `connect` from the first address's connect, so it covers every address tried
-//!   (plus the proxy tunnel), `tls` from the connected (or tunneled) socket;
-//! - the dialer holds one connection at a time today; the state is per dial, so a
-//!   later happy-eyeballs dialer can hold several.
+//!   (the whole race, plus the proxy tunnel), `tls` from the connected (or tunneled)
+//!   socket.
 
 use super::api::{Config, Proxy, Timings};
+use super::race::{interleave, Race};
 use crate::codec::request::encode_connect;
 use crate::conn::{connect_error, Conn, Flow, Phase, ReadEnd, ReadEvent};
 use crate::error::{Error, ErrorKind};
@@ -50,9 +55,7 @@ pub(crate) enum Step {
     Lookup,
     /// Register this new connection, then hand it to [`Dialer::opened`] (or, when
     /// registration fails, call [`Dialer::open_failed`]).
-    Open(Conn),
-    /// The current connection failed: drop its socket, then call [`Dialer::next`].
-    Retry,
+    Open(Box<Conn>),
     /// Out of file descriptors: free one and call [`Dialer::next`], or wait.
     NoFds,
     /// The connection is ready for the request.
@@ -120,6 +123,10 @@ pub(crate) struct Dialer {
     judged: bool,
     /// A name lookup ran (for the `dns` time).
     looked_up: bool,
+    /// Every connection goes to `--unix-socket` (one peer).
+    unix: bool,
+    /// The connections racing, the winner, the ones to close.
+    race: Race,
 }
 
 impl Dialer {
@@ -134,6 +141,8 @@ impl Dialer {
             readable: false,
             judged: false,
             looked_up: false,
+            unix: false,
+            race: Race::default(),
         }
     }
 
@@ -161,6 +170,7 @@ impl Dialer {
     /// Every connection goes to `--unix-socket`: nothing to resolve.
     pub fn skip_resolution(&mut self, ctx: Ctx<'_>) -> Step {
         self.addrs = Some(Arc::from([]));
+        self.unix = true;
         self.next(ctx)
     }
 
@@ -217,12 +227,27 @@ impl Dialer {
         timings.dns = self
             .looked_up
             .then(|| ctx.now.duration_since(self.stage_start));
-        self.addrs = Some(addrs);
+        self.addrs = Some(if addrs.len() > 1 {
+            interleave(&addrs).into()
+        } else {
+            addrs
+        });
         self.next = 0;
         self.next(ctx)
     }
 
-    /// Starts a connect to the next address; fails when none is left.
+    /// Addresses not tried yet remain.
+    fn more(&self) -> bool {
+        let peers = match (self.unix, &self.addrs) {
+            (true, _) => 1,
+            (false, Some(a)) => a.len(),
+            (false, None) => 0,
+        };
+        self.next < peers
+    }
+
+    /// Starts a connect to the next address; waits when none is left but a racer
+    /// still connects; fails when nothing is left.
     pub fn next(&mut self, ctx: Ctx<'_>) -> Step {
         let Some(addrs) = self.addrs.clone() else {
             return Step::Pending;
@@ -230,6 +255,9 @@ impl Dialer {
         let unix = ctx.cfg.unix_socket.as_ref();
         let peers = if unix.is_some() { 1 } else { addrs.len() };
         loop {
+            if self.next >= peers && self.race.is_racing() {
+                return Step::Pending;
+            }
             if self.next >= peers {
                 let error = self
                     .last_error
@@ -251,9 +279,14 @@ impl Dialer {
             self.stage_start = ctx.now;
             self.connect_start.get_or_insert(ctx.now);
             match Conn::connect(peer.clone(), ctx.cfg.limits) {
-                Ok(conn) => return Step::Open(conn),
+                Ok(conn) => return Step::Open(Box::new(conn)),
                 Err(e) if is_fd_exhaustion(&e) => {
                     self.next -= 1;
+                    // With a racer still connecting, wait for it (this address is
+                    // tried again at the next failure or attempt delay).
+                    if self.race.is_racing() {
+                        return Step::Pending;
+                    }
                     return Step::NoFds;
                 }
                 Err(e) => self.last_error = Some(connect_error(&e, &peer)),
@@ -267,32 +300,65 @@ impl Dialer {
         self.next(ctx)
     }
 
-    /// The connection [`Step::Open`] gave is registered: a near peer (loopback, the
-    /// same host) has often accepted already, so it is checked at once rather than
-    /// after a poll round trip.
+    /// The connection [`Step::Open`] gave is registered as slab key `c`: a near peer
+    /// (loopback, the same host) has often accepted already, so it is checked at once
+    /// rather than after a poll round trip.
     pub fn opened(
         &mut self,
+        c: usize,
         conn: &mut Conn,
         rbuf: &mut [u8],
         ctx: Ctx<'_>,
         timings: &mut Timings,
     ) -> Step {
-        self.connect_progress(conn, rbuf, ctx, timings)
+        self.race.started(c, ctx.now);
+        self.connect_progress(c, conn, rbuf, ctx, timings)
     }
 
-    /// Readiness on the connection being dialed.
+    /// The attempt delay may have passed: starts the next address if it has and the
+    /// racers are still connecting (a stale call is harmless).
+    pub fn on_timer(&mut self, ctx: Ctx<'_>) -> Step {
+        self.race.disarm();
+        match self.race.due(self.more()) {
+            Some(due) if due <= ctx.now => self.next(ctx),
+            _ => Step::Pending,
+        }
+    }
+
+    /// When [`Dialer::on_timer`] should be called, if a timer for it is not asked
+    /// for yet.
+    pub fn arm(&mut self) -> Option<Instant> {
+        let more = self.more();
+        self.race.arm(more)
+    }
+
+    /// A connection to close (failed or lost the race), once each.
+    pub fn pop_dropped(&mut self) -> Option<usize> {
+        self.race.pop_dropped()
+    }
+
+    /// The connection of this dial: the winner, or the one racing longest.
+    pub fn current(&self) -> Option<usize> {
+        self.race.current()
+    }
+
+    /// The dial is given up: every racer is to be closed (see `pop_dropped`).
+    pub fn abandon(&mut self) {
+        self.race.abandon();
+    }
+
+    /// Readiness on connection `c` of this dial: `(readable, writable)`.
     pub fn on_ready(
         &mut self,
-        conn: &mut Conn,
-        readable: bool,
-        writable: bool,
+        (c, conn): (usize, &mut Conn),
+        (readable, writable): (bool, bool),
         rbuf: &mut [u8],
         ctx: Ctx<'_>,
         timings: &mut Timings,
     ) -> Step {
         match conn.phase {
             Phase::Connecting if readable || writable => {
-                self.connect_progress(conn, rbuf, ctx, timings)
+                self.connect_progress(c, conn, rbuf, ctx, timings)
             }
             Phase::Tunneling => {
                 if readable {
@@ -318,14 +384,19 @@ impl Dialer {
     /// or is ready.
     fn connect_progress(
         &mut self,
+        c: usize,
         conn: &mut Conn,
         rbuf: &mut [u8],
         ctx: Ctx<'_>,
         timings: &mut Timings,
     ) -> Step {
+        if !self.race.has(c) {
+            return Step::Pending;
+        }
         match conn.finish_connect() {
             Ok(false) => Step::Pending,
             Ok(true) => {
+                self.race.won(c);
                 let began = self.connect_start.unwrap_or(self.stage_start);
                 timings.connect = Some(ctx.now.duration_since(began));
                 self.stage_start = ctx.now;
@@ -336,7 +407,8 @@ impl Dialer {
             }
             Err(e) => {
                 self.last_error = Some(e);
-                Step::Retry
+                self.race.failed(c);
+                self.next(ctx)
             }
         }
     }
@@ -548,17 +620,20 @@ mod tests {
             &mut timings,
         );
         let mut peers = Vec::new();
+        let mut dropped = Vec::new();
         let end = loop {
             step = match step {
                 Step::Open(mut conn) => {
+                    let c = peers.len();
                     peers.push(conn.peer.to_string());
                     let mut poll = mio::Poll::new().unwrap();
                     let mut events = mio::Events::with_capacity(4);
                     let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
                     poll.registry()
-                        .register(&mut conn.sock, mio::Token(0), interest)
+                        .register(&mut conn.sock, mio::Token(c), interest)
                         .unwrap();
-                    let mut s = d.opened(&mut conn, &mut rbuf, ctx(&cfg, &t, &tls), &mut timings);
+                    let mut s =
+                        d.opened(c, &mut conn, &mut rbuf, ctx(&cfg, &t, &tls), &mut timings);
                     // Wait for the connect to settle (bounded: a refused loopback
                     // connect is reported within milliseconds).
                     for _ in 0..50 {
@@ -568,20 +643,24 @@ mod tests {
                         let wait = Some(std::time::Duration::from_millis(100));
                         poll.poll(&mut events, wait).unwrap();
                         s = d.on_ready(
-                            &mut conn,
-                            true,
-                            true,
+                            (c, &mut conn),
+                            (true, true),
                             &mut rbuf,
                             ctx(&cfg, &t, &tls),
                             &mut timings,
                         );
                     }
+                    dropped.extend(std::iter::from_fn(|| d.pop_dropped()));
                     s
                 }
-                Step::Retry => d.next(ctx(&cfg, &t, &tls)),
                 s => break s,
             };
         };
+        assert_eq!(
+            dropped,
+            [0, 1],
+            "each failed connection is handed back once"
+        );
         assert_eq!(
             peers,
             [format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}")]
@@ -629,17 +708,22 @@ mod tests {
                     Step::Open(mut conn) => {
                         tries += 1;
                         let now = at(if tries == 1 { 50 } else { 80 });
-                        let mut s = d.opened(&mut conn, &mut rbuf, c(now), &mut timings);
+                        let mut s = d.opened(tries, &mut conn, &mut rbuf, c(now), &mut timings);
                         for _ in 0..50 {
                             if !matches!(s, Step::Pending) {
                                 break;
                             }
                             std::thread::sleep(std::time::Duration::from_millis(20));
-                            s = d.on_ready(&mut conn, true, true, &mut rbuf, c(now), &mut timings);
+                            s = d.on_ready(
+                                (tries, &mut conn),
+                                (true, true),
+                                &mut rbuf,
+                                c(now),
+                                &mut timings,
+                            );
                         }
                         s
                     }
-                    Step::Retry => d.next(c(at(50))),
                     s => break s,
                 };
             };

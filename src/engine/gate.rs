@@ -12,13 +12,17 @@
 //! - a task counts in its host's `in_flight` (`Task::held`) from the gate's `Go`
 //!   until its hop ends (`host_done`), exactly once per hop, whatever way it ends;
 //! - a waiting task is `TaskState::Parked`, holds no slot (`active` does not count
-//!   it) and runs no deadline; a timed wait has one wheel entry
-//!   (`Task::park_timer`), a queued one none: its host's next finish in this
-//!   engine wakes it, and (a request finishing in another engine tells this one
-//!   nothing) the queue heads look again every [`RECHECK`] while any queue is
-//!   non-empty — one wheel entry for the engine;
-//! - the engine pulls no new request while [`Waiting::is_full`], so the waiting
-//!   tasks stay bounded whatever the list holds.
+//!   it) and runs no deadline; a timed wait is in the engine's parking area
+//!   (`park.rs`, with the retry backoffs) until its time (`Task::timed`), a queued
+//!   one in its host's queue here: its host's next finish in this engine wakes it,
+//!   and (a request finishing in another engine tells this one nothing) the queue
+//!   heads look again every [`RECHECK`] while any queue is non-empty — one wheel
+//!   entry for the engine;
+//! - the hosts' queues count against the parking area's capacity
+//!   (`Config::max_parked`): the engine pulls no new request while the parked and
+//!   the queued tasks together fill it, so the waiting tasks stay bounded whatever
+//!   the list holds (a task moving from a queue to the parking area leaves the sum
+//!   as it was).
 
 use super::politeness::{self, Admit, Signal};
 use super::task::{key_of, TaskState};
@@ -31,20 +35,12 @@ use std::time::{Duration, SystemTime};
 /// one (for slots freed in other engines).
 pub(super) const RECHECK: Duration = Duration::from_millis(50);
 
-/// Waiting tasks at most, as a multiple of `--concurrency` (and at least
-/// [`WAIT_MIN`]); beyond it no new request is pulled.
-const WAIT_PER_SLOT: usize = 4;
-/// The smallest bound on waiting tasks.
-const WAIT_MIN: usize = 256;
-
 /// The tasks the gate holds back; see the module docs.
 #[derive(Debug, Default)]
 pub(super) struct Waiting {
     /// Tasks waiting at their host's limit, by host, oldest first.
     queues: HashMap<String, VecDeque<usize>>,
     queued: usize,
-    /// Tasks in a timed wait.
-    timed: usize,
     /// The engine's recheck timer is armed.
     recheck: bool,
     /// Tasks let go, waiting for a slot (before all others).
@@ -52,9 +48,10 @@ pub(super) struct Waiting {
 }
 
 impl Waiting {
-    /// True when no new request may be pulled (`concurrency`: the engine's).
-    pub(super) fn is_full(&self, concurrency: usize) -> bool {
-        self.queued + self.timed >= (concurrency * WAIT_PER_SLOT).max(WAIT_MIN)
+    /// Tasks waiting in the hosts' queues: they count against the parking area's
+    /// capacity (`Config::max_parked`) with those parked there.
+    pub(super) fn queued(&self) -> usize {
+        self.queued
     }
 }
 
@@ -110,9 +107,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 return true;
             }
             Some(Admit::Until(at)) => {
-                let ms = self.wheel.ms(at);
-                self.tasks[t].park_timer = Some(self.wheel.insert(ms, TimerRef::Wake(t)));
-                self.waiting.timed += 1;
+                self.tasks[t].timed = true;
+                self.park.park(t, at);
             }
             Some(Admit::Full) => {
                 let host = key.host;
@@ -138,18 +134,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
         false
     }
 
-    /// Takes waiting task `t` out of its wait (its timer cancelled, or out of its
-    /// host's queue); it then holds no slot and is in no queue.
+    /// Takes waiting task `t` out of its wait: the parking area gave it back (or
+    /// was cleared), or out of its host's queue. It then holds no slot and is in no
+    /// queue.
     pub(super) fn unpark_out(&mut self, t: usize) {
         let task = &mut self.tasks[t];
         if task.state != TaskState::Parked {
             return;
         }
         task.state = TaskState::Queued;
-        if let Some(k) = task.park_timer.take() {
-            // A timer that fired has a stale key: cancelling it is a no-op.
-            self.wheel.cancel(k);
-            self.waiting.timed -= 1;
+        if std::mem::take(&mut task.timed) {
             return;
         }
         let host = task.a.url(&task.first).host();
@@ -162,12 +156,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.waiting.queued -= 1;
     }
 
-    /// Waiting task `t` may look again: it queues for a slot (before new requests).
-    pub(super) fn unpark(&mut self, t: usize) {
+    /// Task `t`, waiting in its host's queue, may look again: it queues for a slot
+    /// (before new requests).
+    fn unpark(&mut self, t: usize) {
         if self
             .tasks
             .get(t)
-            .is_some_and(|x| x.state == TaskState::Parked)
+            .is_some_and(|x| x.state == TaskState::Parked && !x.timed)
         {
             self.unpark_out(t);
             self.waiting.ready.push_back(t);

@@ -10,13 +10,16 @@
 //! | seam | owns | answers |
 //! |---|---|---|
 //! | `pool` | per-host open / idle / waiting counts | reuse this, dial, wait |
-//! | `dial` | resolve → policy → connect → tunnel → TLS | open, retry, ready, failed |
+//! | `dial` | resolve → policy → connect → tunnel → TLS | open, ready, failed |
+//! | `race` | one dial's Happy Eyeballs racers | next address due, losers |
 //! | `exchange` | request bytes out, response head and body in | pending, done, failed |
 //! | `redirect` | the redirect rules (pure) | follow, final, too many |
 //! | `retry` | the retry rules and backoff (pure) | retry or not, the delay |
 //! | `deadline` | a task's deadlines and its wheel entry | which one fired, its error |
 //! | `rate` | `--rate` pacing | start now, or when |
 //! | `attempt` | per-attempt state, the `Outcome` | |
+//! | `park` | tasks waiting outside a slot until a time | ready ones; full |
+//! | `idle` | the order connections went idle (all hosts) | the oldest |
 //!
 //! A task's life:
 //!
@@ -32,7 +35,9 @@
 //! - a task has at most one wheel entry: its nearest deadline (`deadline`);
 //! - no deadline runs while a task waits for a slot (concurrency, per-host, rate,
 //!   backoff); the attempt's clock starts when it leaves the queue;
-//! - `active` counts tasks holding a concurrency slot (all but those in backoff);
+//! - `active` counts tasks holding a concurrency slot (all but those in the park);
+//! - the park holds the tasks in backoff; while it is full no request is pulled
+//!   from the source; at most `max_idle` connections are idle over all hosts;
 //! - a connection in the slab is registered with the poll under its slab key, and
 //!   counted open in the pool from its dial until it closes (`conns.rs`).
 //!
@@ -45,9 +50,12 @@ mod deadline;
 mod dial;
 mod exchange;
 mod gate;
+mod idle;
+mod park;
 mod pipeline;
 mod politeness;
 mod pool;
+mod race;
 mod rate;
 mod redirect;
 mod retry;
@@ -64,7 +72,7 @@ pub use shared::Shared;
 use task::{Task, TaskState};
 
 use crate::conn::Phase;
-use crate::resolve::{Addrs, Answered, DnsError, Resolver};
+use crate::resolve::{Addrs, Answered, DnsError, Resolver, Settings};
 use crate::timer::Wheel;
 use conns::Slot;
 use dial::{Dialer, Step};
@@ -78,8 +86,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
-/// The stub resolver's UDP sockets (IPv4, IPv6).
-const DNS_TOKENS: [Token; 2] = [Token(usize::MAX - 1), Token(usize::MAX - 2)];
+/// The stub resolver's sockets take the tokens from this one down (a few dozen);
+/// connections' tokens are slab keys, far below.
+const DNS_FIRST_TOKEN: Token = Token(usize::MAX - 1);
 const READ_BUF: usize = 64 * 1024;
 const DECODE_BUF: usize = 16 * 1024;
 
@@ -98,8 +107,10 @@ enum Handoff {
 enum TimerRef {
     /// A task's nearest deadline.
     Task(usize),
-    /// A task's retry backoff (or file-descriptor wait) is over.
+    /// A task's file-descriptor wait is over.
     Wake(usize),
+    /// A dial's next address may start (Happy Eyeballs' attempt delay).
+    Race(usize),
     /// An idle pooled connection has been idle long enough.
     Idle(usize),
     /// The rate limiter allows another request.
@@ -124,16 +135,18 @@ pub struct Engine<S: Source, H: Handler> {
     pool: Pool,
     resolver: Resolver,
     dns_done: Vec<Answered>,
-    /// Tasks whose backoff ended, waiting for a slot (before new source requests).
-    ready: VecDeque<usize>,
-    /// Tasks the per-host gate holds back (`gate.rs`).
+    /// Tasks the per-host gate holds back at their host's limit (`gate.rs`).
     waiting: gate::Waiting,
+    /// Tasks waiting outside a slot (retry backoff) until a time; they go before
+    /// new source requests, and none is pulled while the park is full.
+    park: park::Park,
+    /// Idle connections in the order they went idle, for the global idle cap.
+    idle: idle::IdleOrder,
     /// Waiters to wake, in order (see `Handoff`); `handing` while the list runs.
     handoffs: VecDeque<Handoff>,
     handing: bool,
     active: usize,
     filling: bool,
-    in_backoff: usize,
     source_done: bool,
     /// This engine's place among those sharing `cfg.shared`.
     member: shared::Membership,
@@ -160,8 +173,29 @@ impl<S: Source, H: Handler> Engine<S, H> {
         raise_fd_limit();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut resolver = Resolver::new(&cfg.resolve, cfg.hosts_file.as_deref(), waker.clone());
-        resolver.use_servers(&cfg.dns_servers, poll.registry(), DNS_TOKENS)?;
+        let concurrency = cfg.concurrency.max(1);
+        let resolver = Resolver::new(
+            &Settings {
+                pins: cfg.resolve.clone(),
+                hosts_file: cfg.hosts_file.clone(),
+                resolv_conf: cfg.resolv_conf.clone(),
+                servers: cfg.dns_servers.clone(),
+                rate: cfg.dns_rate,
+                // Enough for every slot's A and AAAA at once: the cap never holds back
+                // a request with a name to resolve (a weak resolver: --dns-rate).
+                max_in_flight: match cfg.dns_in_flight {
+                    0 => concurrency.saturating_mul(2).clamp(512, 1 << 16),
+                    n => n,
+                },
+                cache_size: cfg.dns_cache,
+                system_fallback: cfg.system_resolver,
+                // Only requests in flight wait for names: never more than this.
+                system_queue: concurrency,
+            },
+            poll.registry(),
+            DNS_FIRST_TOKEN,
+            waker.clone(),
+        );
         let tls = match &cfg.tls {
             Some(t) => t.clone(),
             None => crate::tls::client_config(&crate::tls::TlsOptions::default())
@@ -170,12 +204,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let member = cfg.shared.join(waker.clone(), cfg.rate);
         let adapt_or_rate = cfg.adapt || cfg.rate_per_host > 0.0;
         let now = Instant::now();
-        let seed = now.elapsed().subsec_nanos() as u64
-            ^ (std::process::id() as u64) << 32
-            ^ 0x9e37_79b9_7f4a_7c15;
+        let parked = match cfg.max_parked {
+            0 => concurrency.saturating_mul(10),
+            n => n,
+        };
+        let max_idle = match cfg.max_idle {
+            0 => concurrency,
+            n => n,
+        };
         let engine = Engine {
             cfg: Config {
-                concurrency: cfg.concurrency.max(1),
+                concurrency,
+                max_idle,
                 ..cfg
             },
             source,
@@ -191,20 +231,21 @@ impl<S: Source, H: Handler> Engine<S, H> {
             pool: Pool::default(),
             resolver,
             dns_done: Vec::new(),
-            ready: VecDeque::new(),
             waiting: gate::Waiting::default(),
+            park: park::Park::new(parked),
+            idle: idle::IdleOrder::default(),
             handoffs: VecDeque::new(),
             handing: false,
             active: 0,
             filling: false,
-            in_backoff: 0,
             source_done: false,
             member,
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             cbuf: vec![0u8; DECODE_BUF].into_boxed_slice(),
             tls,
-            rng: retry::Rng::new(seed),
+            // Seeded from the OS CSPRNG: independent per engine, so per worker.
+            rng: retry::Rng::from_os()?,
             stats: Stats::default(),
             now,
         };
@@ -234,6 +275,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn stats(&self) -> Stats {
         Stats {
             active: self.active,
+            parked: self.park.len() + self.waiting.queued(),
+            idle: self.idle.len(),
             ..self.stats
         }
     }
@@ -276,13 +319,19 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return Ok(!self.is_finished());
         }
         self.fill();
-        let next = match (
+        // A parked task's time matters only when a slot is free to start it.
+        let parked = self
+            .park
+            .next_wake()
+            .filter(|_| self.active < self.cfg.concurrency);
+        let next = [
             self.wheel.next_deadline().map(|ms| self.wheel.instant(ms)),
-            self.resolver.next_deadline(),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+            self.resolver.next_deadline(self.now),
+            parked,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let mut wait = next.map(|t| t.saturating_duration_since(self.now));
         if let Some(m) = max_wait {
             wait = Some(wait.map_or(m, |w| w.min(m)));
@@ -297,14 +346,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         self.now = Instant::now();
         let mut ready = std::mem::take(&mut self.ready_io);
-        let mut dns_readable = false;
         for e in self.events.iter() {
             let token = e.token();
             if token == WAKER {
                 continue;
             }
             if self.resolver.owns(token) {
-                dns_readable = true;
+                self.resolver.on_ready(token, self.now);
                 continue;
             }
             ready.push((
@@ -313,9 +361,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 e.is_writable() || e.is_write_closed() || e.is_error(),
                 e.is_read_closed() || e.is_error(),
             ));
-        }
-        if dns_readable {
-            self.resolver.on_readable();
         }
         if self.member.has_notes() {
             self.on_notes();
@@ -380,6 +425,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
             match t {
                 TimerRef::Task(k) => self.task_deadline(k),
                 TimerRef::Wake(k) => self.task_wake(k),
+                TimerRef::Race(k) => {
+                    if self
+                        .tasks
+                        .get(k)
+                        .is_some_and(|t| t.state == TaskState::Dialing)
+                    {
+                        let step = self.with_dialer(k, None, |d, ctx, _, _, _| d.on_timer(ctx));
+                        self.dial_step(k, step);
+                    }
+                }
                 TimerRef::Idle(c) => {
                     if let Some(s) = self.conns.get_mut(c) {
                         s.idle_timer = None;
@@ -451,15 +506,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let Some(task) = self.tasks.get_mut(t) else {
             return;
         };
-        if task.state == TaskState::Backoff {
-            task.state = TaskState::Queued;
-            self.in_backoff -= 1;
-            self.ready.push_back(t);
-        } else if task.state == TaskState::Queued {
+        if task.state == TaskState::Queued {
             // A file-descriptor wait: the task kept its slot.
             self.start_attempt(t);
-        } else if task.state == TaskState::Parked {
-            self.unpark(t);
         }
     }
 
@@ -479,6 +528,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.filling = false;
     }
 
+    /// True when the tasks waiting outside a slot — parked for a time, or in a
+    /// host's queue (`gate.rs`) — fill the parking area: no new request is pulled.
+    fn park_full(&self) -> bool {
+        let queued = self.waiting.queued();
+        self.park.is_full() || self.park.len() + queued >= self.park.capacity()
+    }
+
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
             if let Some(t) = self.waiting.ready.pop_front() {
@@ -487,12 +543,28 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.start_hop(t);
                 continue;
             }
-            if let Some(t) = self.ready.pop_front() {
-                self.active += 1;
-                self.start_attempt(t);
+            if let Some(t) = self.park.pop_ready(self.now) {
+                if let Some(task) = self.tasks.get_mut(t) {
+                    match task.state {
+                        TaskState::Backoff => {
+                            task.state = TaskState::Queued;
+                            self.active += 1;
+                            self.start_attempt(t);
+                        }
+                        TaskState::Parked => {
+                            // Its host's pause or pace is over: its hop (not a new
+                            // attempt) starts.
+                            self.unpark_out(t);
+                            self.active += 1;
+                            self.start_hop(t);
+                        }
+                        _ => {}
+                    }
+                }
                 continue;
             }
-            if self.source_done || self.waiting.is_full(self.cfg.concurrency) {
+            // A full park holds back new requests: memory stays bounded by -c.
+            if self.source_done || self.park_full() {
                 break;
             }
             let Some(undo) = self.rate_take() else {
@@ -533,6 +605,21 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
+    /// Task `t` stops waiting for the resolver, if it was (it failed or gave up): a
+    /// name nobody waits for any more is not looked up by the system fallback.
+    pub(super) fn forget_lookup(&mut self, t: usize) {
+        let Some(task) = self.tasks.get(t) else {
+            return;
+        };
+        if task.state != TaskState::Dialing {
+            return;
+        }
+        if let Some(d) = task.a.dial.as_ref().filter(|d| d.resolving()) {
+            let host = d.lookup(&self.cfg, task.a.url(&task.first)).0;
+            self.resolver.cancel(host, t);
+        }
+    }
+
     fn dns_answer(&mut self, t: usize, host: &str, answer: Result<Addrs, DnsError>) {
         // The task may have given up meanwhile, and its slot gone to another task.
         if self.tasks.get(t).is_none_or(|task| {
@@ -569,7 +656,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             Phase::Connecting | Phase::Tunneling | Phase::Handshaking => {
                 let t = slot.task.expect("a dialing conn has a task");
                 let step = self.with_dialer(t, Some(c), |d, ctx, timings, conn, rbuf| match conn {
-                    Some(conn) => d.on_ready(conn, readable, writable, rbuf, ctx, timings),
+                    Some(conn) => d.on_ready((c, conn), (readable, writable), rbuf, ctx, timings),
                     None => Step::Pending,
                 });
                 self.dial_step(t, step);

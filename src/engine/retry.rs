@@ -11,7 +11,8 @@
 //! longer than `--max-retry-after` is not waited for, and the result is that response.
 //!
 //! Invariants: nothing here reads the clock or keeps state beyond the caller's
-//! [`Rng`]; the same seed gives the same delays.
+//! [`Rng`] (seeded from the OS CSPRNG by the engine); the same seed gives the same
+//! delays.
 
 use crate::error::ErrorKind;
 use std::time::Duration;
@@ -100,29 +101,9 @@ pub(crate) fn after_response(
     }
 }
 
-/// A small non-cryptographic generator (xorshift64*) for jitter.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed` (any value).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    /// A number below `max` (0 when `max` is 0).
-    pub fn below(&mut self, max: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        if max == 0 {
-            0
-        } else {
-            r % max
-        }
-    }
-}
+/// The jitter's generator: xoshiro256++ seeded from the OS CSPRNG, one per engine
+/// (so per worker), never from the clock or the process id.
+pub(crate) use crate::rng::Rng;
 
 #[cfg(test)]
 mod tests {
@@ -207,7 +188,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps_with_bounded_jitter() {
-        let mut rng = Rng::new(7);
+        let mut rng = Rng::seeded(7);
         for (attempts, floor) in [(0, 100), (1, 100), (2, 200), (3, 400), (10, 30_000)] {
             for _ in 0..100 {
                 let d = backoff_ms(100, attempts, &mut rng);
@@ -220,7 +201,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_delays() {
-        let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+        let (mut a, mut b) = (Rng::seeded(42), Rng::seeded(42));
         for n in 1..20 {
             assert_eq!(backoff_ms(50, n, &mut a), backoff_ms(50, n, &mut b));
         }

@@ -24,7 +24,6 @@ use crate::conn::{Conn, Phase};
 use crate::error::{Error, ErrorKind};
 use crate::resolve::{Addrs, Lookup};
 use crate::target::Target;
-use crate::timer::TimerKey;
 use slab::Slab;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,8 +69,8 @@ pub(super) struct Task {
     pub(super) a: Attempt,
     /// Counted in flight at its hop's host since then (`gate.rs`).
     pub(super) held: Option<Instant>,
-    /// In a timed wait (`gate.rs`): the wheel entry that ends it.
-    pub(super) park_timer: Option<TimerKey>,
+    /// Parked for a time (`gate.rs`): in the parking area, not a host's queue.
+    pub(super) timed: bool,
 }
 
 impl Task {
@@ -146,7 +145,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             deadlines: Deadlines::default(),
             a: Attempt::default(),
             held: None,
-            park_timer: None,
+            timed: false,
         });
         self.active += 1;
         self.start_attempt(t);
@@ -280,19 +279,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Carries out what the dialer asked, until it waits, is ready, or fails.
     pub(super) fn dial_step(&mut self, t: usize, mut step: Step) {
         loop {
+            self.sync_race(t);
             step = match step {
                 Step::Pending => return,
                 Step::Lookup => {
                     self.lookup(t);
                     return;
                 }
-                Step::Open(conn) => self.open_conn(t, conn),
-                Step::Retry => {
-                    if let Some(c) = self.tasks[t].a.conn.take() {
-                        self.drop_conn_socket(c);
-                    }
-                    self.with_dialer(t, None, |d, ctx, _, _, _| d.next(ctx))
-                }
+                Step::Open(conn) => self.open_conn(t, *conn),
                 Step::NoFds => {
                     // Out of file descriptors: free an idle one, or wait a little.
                     let Some(c) = self.pool.take_any_idle() else {
@@ -374,14 +368,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
         task.deadlines.cancel(&mut self.wheel);
         task.state = TaskState::Backoff;
         self.active -= 1;
-        self.in_backoff += 1;
-        let at = self.deadline_ms(delay);
-        self.wheel.insert(at, TimerRef::Wake(t));
+        self.park.park(t, self.now + delay);
     }
 
     /// Gives back what the task holds: its connection, or its pool slot while it
     /// dials, or its place among a host's waiters.
     pub(super) fn give_back(&mut self, t: usize) {
+        self.forget_lookup(t);
+        self.abandon_race(t);
         let conn = self.tasks[t].a.conn.take();
         match conn.filter(|&c| self.conns.get(c).is_some_and(|s| s.task == Some(t))) {
             Some(c) if self.conns[c].conn.phase == Phase::Connecting => {
@@ -403,9 +397,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// `Config::stop`: every task in flight gives back what it holds and gets its
     /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too).
     pub(super) fn cancel_all(&mut self) {
-        // Tasks queued after backoff hold no slot: count them in, as `finish` gives
-        // one back.
-        for _ in self.ready.drain(..).chain(self.waiting.ready.drain(..)) {
+        // Parked tasks hold no slot: counted in below, as `finish` gives one back;
+        // so are the tasks the gate let go that wait for a slot.
+        self.park.clear();
+        for _ in self.waiting.ready.drain(..) {
             self.active += 1;
         }
         let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
@@ -414,7 +409,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 continue;
             }
             if self.tasks[t].state == TaskState::Backoff {
-                self.in_backoff -= 1;
                 self.active += 1;
             }
             if self.tasks[t].state == TaskState::Parked {

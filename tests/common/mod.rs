@@ -68,7 +68,11 @@ pub fn cfg() -> Config {
         read_timeout: Duration::from_secs(5),
         total_timeout: Some(Duration::from_secs(20)),
         retry_backoff: Duration::from_millis(10),
+        // No query may leave loopback: no resolv.conf, no hosts file, no system
+        // resolver. A test that resolves a name pins it or runs a fake DNS server.
         hosts_file: None,
+        resolv_conf: None,
+        system_resolver: false,
         ..Config::default()
     }
 }

@@ -230,9 +230,30 @@ pub struct Opts {
     /// Use this HTTP proxy: http://[USER:PASS@]HOST:PORT (https goes through CONNECT).
     #[arg(help_heading = "Network", long, value_name = "URL", value_parser = volley::engine::Proxy::parse)]
     pub proxy: Option<volley::engine::Proxy>,
-    /// Ask this DNS server (IP[:PORT], repeatable) instead of /etc/resolv.conf's.
+    /// Ask this DNS server (IP[:PORT], repeatable) instead of the resolv.conf ones.
+    /// Names are resolved in the event loop by volley's own stub resolver; the
+    /// system resolver is used only when no nameserver is usable.
     #[arg(help_heading = "Network", long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Read nameservers, search, ndots, timeout, attempts, rotate from FILE.
+    #[arg(
+        help_heading = "Network",
+        long = "resolv-conf",
+        value_name = "FILE",
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
+    /// Read host names and addresses from FILE.
+    #[arg(
+        help_heading = "Network",
+        long = "hosts-file",
+        value_name = "FILE",
+        default_value = "/etc/hosts"
+    )]
+    pub hosts_file: PathBuf,
+    /// Start at most R DNS queries per second, over all workers (0 = no cap).
+    #[arg(help_heading = "Network", long = "dns-rate", value_name = "R", default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_dns_rate)]
+    pub dns_rate: f64,
     /// Send every connection to this Unix domain socket.
     #[arg(help_heading = "Network", long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
@@ -320,6 +341,16 @@ pub fn parse_resolve(s: &str) -> Result<(String, u16, IpAddr), String> {
     Ok((host.to_ascii_lowercase(), port, addr))
 }
 
+/// Parses `--dns-rate`: 0 (no cap) or a rate from [`MIN_RATE`] to [`MAX_RATE`].
+pub fn parse_dns_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r == 0.0 || (MIN_RATE..=MAX_RATE).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "--dns-rate {s}: not 0 or a number of queries per second from {MIN_RATE} to {MAX_RATE}"
+        )),
+    }
+}
+
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT` (port 53 when omitted).
 pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(a) = s.parse::<std::net::SocketAddr>() {
@@ -388,6 +419,16 @@ impl Opts {
             insecure: self.insecure,
             pins: self.pins.clone(),
         })?;
+        // The system's files may be missing (then: no hosts, no nameserver, and the
+        // system resolver answers); a file named on the command line must be there.
+        for (opt, path, default) in [
+            ("--resolv-conf", &self.resolv_conf, "/etc/resolv.conf"),
+            ("--hosts-file", &self.hosts_file, "/etc/hosts"),
+        ] {
+            if path.as_os_str() != default {
+                std::fs::File::open(path).map_err(|e| format!("{opt} {}: {e}", path.display()))?;
+            }
+        }
         Ok(Config {
             concurrency: self.concurrency as usize,
             per_host: self.per_host as usize,
@@ -413,6 +454,9 @@ impl Opts {
             unix_socket: self.unix_socket.clone().map(std::sync::Arc::new),
             proxy: self.proxy.clone(),
             dns_servers: self.dns_servers.clone(),
+            resolv_conf: Some(self.resolv_conf.clone()),
+            hosts_file: Some(self.hosts_file.clone()),
+            dns_rate: self.dns_rate,
             addresses: volley::cidr::AddressPolicy {
                 allow: self.allow.clone(),
                 deny: self.deny.clone(),

@@ -58,6 +58,10 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
         let mut cfg = job.cfg.clone();
         cfg.concurrency =
             (cfg.concurrency / job.workers + usize::from(w < cfg.concurrency % job.workers)).max(1);
+        // Each worker has its own stub resolver: the DNS rate and cache are shares
+        // of the totals (queries in flight follow the worker's share of -c).
+        cfg.dns_rate /= job.workers as f64;
+        cfg.dns_cache = (volley::dns::cache::DEFAULT_CAPACITY / job.workers).max(1024);
         let gate = Gate::default();
         let probe = Probe::new(job.output.clone(), counters.clone(), gate.clone());
         let source = Gated::new(job.stream.handle(), gate);

@@ -8,6 +8,7 @@
 use super::settle::{Outcome, RC_INVALID, RC_TIMED_OUT};
 use super::{Settled, Stub, Tokens};
 use crate::dns::message::{encode_query, parse_answer};
+use crate::dns::pool::BATCH;
 use crate::dns::tcp::{Progress, TcpQuery};
 use mio::Token;
 use std::io;
@@ -46,8 +47,8 @@ impl Stub {
     fn drain_udp(&mut self, slot: usize, now: Instant, settled: &mut Vec<Settled>) {
         let mut errors = 0;
         loop {
-            let (n, from) = match self.pool.recv(slot, &mut self.buf) {
-                Ok(x) => x,
+            let got = match self.pool.recv_batch(slot, &mut self.batch) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // ICMP errors (port unreachable) surface here once each; the
                 // retransmit timer deals with them. A persistent error stops the loop.
@@ -57,46 +58,71 @@ impl Stub {
                 }
                 Err(_) => return,
             };
-            if n < 12 {
-                self.stats.ignored += 1;
-                continue;
+            for k in 0..got {
+                let Some((msg, from)) = self.batch.get(k) else {
+                    self.stats.ignored += 1;
+                    continue;
+                };
+                let n = msg.len();
+                self.buf[..n].copy_from_slice(msg);
+                self.on_datagram(slot, n, from, now, settled);
             }
-            let id = u16::from_be_bytes([self.buf[0], self.buf[1]]);
-            let Some(q) = self.queries.get(&id) else {
-                self.stats.ignored += 1;
-                continue;
-            };
-            let from_ours = self
-                .cfg
-                .servers
-                .iter()
-                .enumerate()
-                .any(|(i, s)| *s == from && q.sent_to & (1 << (i % 64)) != 0);
-            if q.tcp || q.slot != slot || !from_ours {
-                self.stats.ignored += 1;
-                continue;
+            // Fewer than a batch: the socket's queue is empty (readiness is
+            // edge-triggered, so a datagram arriving from now on is signalled anew).
+            if got < BATCH {
+                return;
             }
-            let Ok(a) = parse_answer(&self.buf[..n], id, &q.qname, q.qtype) else {
-                self.stats.ignored += 1;
-                continue;
-            };
-            if a.truncated {
-                self.stats.tcp += 1;
-                self.retry_over_tcp(id, from, now, settled);
-                continue;
-            }
-            let q = self.queries.get(&id).expect("in flight");
-            let n = self.cfg.servers.len();
-            let more = q.sends < self.cfg.attempts * n as u32;
-            let untried = (0..n.min(64)).any(|i| q.sent_to & (1 << i) == 0);
-            if matches!(a.rcode, 2 | 4 | 5) && more && untried {
-                // Server failure, not implemented, refused: ask a server this query has
-                // not asked yet, now (the same server would most likely say the same).
-                self.send(id, now, settled);
-                continue;
-            }
-            self.end_query(id, Outcome::from_answer(a), now, settled);
         }
+    }
+
+    /// One datagram (`self.buf[..n]`) from `from` on UDP slot `slot`.
+    fn on_datagram(
+        &mut self,
+        slot: usize,
+        n: usize,
+        from: SocketAddr,
+        now: Instant,
+        settled: &mut Vec<Settled>,
+    ) {
+        if n < 12 {
+            self.stats.ignored += 1;
+            return;
+        }
+        let id = u16::from_be_bytes([self.buf[0], self.buf[1]]);
+        let Some(q) = self.queries.get(&id) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let from_ours = self
+            .cfg
+            .servers
+            .iter()
+            .enumerate()
+            .any(|(i, s)| *s == from && q.sent_to & (1 << (i % 64)) != 0);
+        if q.tcp || q.slot != slot || !from_ours {
+            self.stats.ignored += 1;
+            return;
+        }
+        let Ok(a) = parse_answer(&self.buf[..n], id, &q.qname, q.qtype) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if a.truncated {
+            self.stats.tcp += 1;
+            self.retry_over_tcp(id, from, now, settled);
+            return;
+        }
+        let q = self.queries.get(&id).expect("in flight");
+        let n = self.cfg.servers.len();
+        let more = q.sends < self.cfg.attempts * n as u32;
+        let untried = (0..n.min(64)).any(|i| q.sent_to & (1 << i) == 0);
+        if matches!(a.rcode, 2 | 4 | 5) && more && untried {
+            // Server failure, not implemented, refused: ask a server this query has
+            // not asked yet, now (the same server would most likely say the same).
+            self.send(id, now, settled);
+            return;
+        }
+        self.end_query(id, Outcome::from_answer(a), now, settled);
     }
 
     /// Moves a query whose UDP answer was truncated to TCP (to the same server).
