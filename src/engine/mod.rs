@@ -49,9 +49,11 @@ mod conns;
 mod deadline;
 mod dial;
 mod exchange;
+mod gate;
 mod idle;
 mod park;
 mod pipeline;
+mod politeness;
 mod pool;
 mod race;
 mod rate;
@@ -65,6 +67,7 @@ pub use api::{
     Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec, ResponseHead,
     Source, Stats, Timings,
 };
+pub use politeness::{HostReport, HostView};
 pub use shared::Shared;
 use task::{Task, TaskState};
 
@@ -112,6 +115,8 @@ enum TimerRef {
     Idle(usize),
     /// The rate limiter allows another request.
     Rate,
+    /// The heads of the hosts' queues look again (`gate.rs`).
+    Recheck,
 }
 
 /// The engine; see the module docs and `examples/fetch.rs`.
@@ -130,6 +135,8 @@ pub struct Engine<S: Source, H: Handler> {
     pool: Pool,
     resolver: Resolver,
     dns_done: Vec<Answered>,
+    /// Tasks the per-host gate holds back at their host's limit (`gate.rs`).
+    waiting: gate::Waiting,
     /// Tasks waiting outside a slot (retry backoff) until a time; they go before
     /// new source requests, and none is pulled while the park is full.
     park: park::Park,
@@ -195,6 +202,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
         let member = cfg.shared.join(waker.clone(), cfg.rate);
+        let adapt_or_rate = cfg.adapt || cfg.rate_per_host > 0.0;
         let now = Instant::now();
         let parked = match cfg.max_parked {
             0 => concurrency.saturating_mul(10),
@@ -204,7 +212,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             0 => concurrency,
             n => n,
         };
-        Ok(Engine {
+        let engine = Engine {
             cfg: Config {
                 concurrency,
                 max_idle,
@@ -223,6 +231,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             pool: Pool::default(),
             resolver,
             dns_done: Vec::new(),
+            waiting: gate::Waiting::default(),
             park: park::Park::new(parked),
             idle: idle::IdleOrder::default(),
             handoffs: VecDeque::new(),
@@ -239,7 +248,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
             rng: retry::Rng::from_os()?,
             stats: Stats::default(),
             now,
-        })
+        };
+        if adapt_or_rate {
+            let adds = engine.cfg.per_host == 0;
+            engine.cfg.shared.polite_join(engine.polite_policy(), adds);
+        }
+        Ok(engine)
     }
 
     /// A handle that wakes the engine from another thread.
@@ -261,7 +275,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn stats(&self) -> Stats {
         Stats {
             active: self.active,
-            parked: self.park.len(),
+            parked: self.park.len() + self.waiting.queued(),
             idle: self.idle.len(),
             ..self.stats
         }
@@ -372,7 +386,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.stopped() {
             self.cancel_all();
         }
+        if self.is_finished() {
+            self.release_finished();
+        }
         Ok(!self.is_finished())
+    }
+
+    /// Finished for good (the source is exhausted): with a `--per-host` shared with
+    /// other engines, the idle connections are closed, so that their slots go to
+    /// engines still running rather than staying counted to the end.
+    fn release_finished(&mut self) {
+        if self.cfg.per_host == 0 {
+            return;
+        }
+        while let Some(c) = self.pool.take_any_idle() {
+            self.close_conn(c);
+        }
     }
 
     // ----- time -------------------------------------------------------------------
@@ -414,6 +443,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     }
                 }
                 TimerRef::Rate => self.rate_timer = false,
+                TimerRef::Recheck => self.recheck(),
             }
         }
         self.fired = fired;
@@ -498,20 +528,43 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.filling = false;
     }
 
+    /// True when the tasks waiting outside a slot — parked for a time, or in a
+    /// host's queue (`gate.rs`) — fill the parking area: no new request is pulled.
+    fn park_full(&self) -> bool {
+        let queued = self.waiting.queued();
+        self.park.is_full() || self.park.len() + queued >= self.park.capacity()
+    }
+
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
+            if let Some(t) = self.waiting.ready.pop_front() {
+                // Let go by the gate: its hop (not a new attempt) starts.
+                self.active += 1;
+                self.start_hop(t);
+                continue;
+            }
             if let Some(t) = self.park.pop_ready(self.now) {
                 if let Some(task) = self.tasks.get_mut(t) {
-                    if task.state == TaskState::Backoff {
-                        task.state = TaskState::Queued;
-                        self.active += 1;
-                        self.start_attempt(t);
+                    match task.state {
+                        TaskState::Backoff => {
+                            task.state = TaskState::Queued;
+                            self.active += 1;
+                            self.start_attempt(t);
+                        }
+                        TaskState::Parked => {
+                            // Its host's pause or pace is over: its hop (not a new
+                            // attempt) starts.
+                            self.unpark_out(t);
+                            self.active += 1;
+                            self.start_hop(t);
+                        }
+                        _ => {}
                     }
                 }
                 continue;
             }
             // A full park holds back new requests: memory stays bounded by -c.
-            if self.source_done || self.park.is_full() {
+            if self.source_done || self.park_full() {
                 break;
             }
             let Some(undo) = self.rate_take() else {

@@ -10,7 +10,12 @@
 //!   and which engines wait for a slot of that host. This is where later per-host
 //!   politeness state (pauses, AIMD limits, `--rate-per-host`) belongs, beside
 //!   `open`;
-//! - the member engines' wakers and their inboxes of [`Note`]s.
+//! - the member engines' wakers and their inboxes of [`Note`]s;
+//! - the politeness table (`politeness::Table`: pauses, AIMD limits,
+//!   `--rate-per-host`), under the first engine's policy; unlike the connection
+//!   counts it is used with adaptation on (the default) or a `--rate-per-host`,
+//!   one lock at each request's start and end. Embedders read it through
+//!   [`Shared::host_state`] and [`Shared::pushed_back`].
 //!
 //! Per-engine caches (the idle pool, DNS) stay per engine.
 //!
@@ -27,6 +32,7 @@
 //! - entries for hosts with nothing open and nobody waiting are removed, so the table
 //!   stays as small as the connections open; critical sections are a map lookup.
 
+use super::politeness::{HostReport, HostView, Policy, Table};
 use super::pool::Key;
 use super::rate::{Rate, Undo};
 use mio::Waker;
@@ -53,6 +59,7 @@ struct Inner {
     rate: Mutex<Option<Rate>>,
     hosts: Mutex<HashMap<String, Vec<Host>>>,
     members: Mutex<Slab<Member>>,
+    polite: Mutex<Option<Table>>,
 }
 
 /// One host's shared state.
@@ -144,6 +151,47 @@ impl Shared {
     /// A fresh shared state (the engines given clones of it run as one).
     pub fn new() -> Shared {
         Shared::default()
+    }
+
+    /// An engine with politeness `policy` joins; the first one's policy holds,
+    /// except that without a `--per-host` (`adds`) the ceiling is the sum of the
+    /// engines' concurrency.
+    pub(crate) fn polite_join(&self, policy: Policy, adds: bool) {
+        let mut p = lock(&self.0.polite);
+        match p.as_mut() {
+            None => *p = Some(Table::new(policy)),
+            Some(t) => t.join(policy.ceiling, adds),
+        }
+    }
+
+    /// Runs `f` on the politeness table (`None` before any engine joined).
+    #[inline]
+    pub(crate) fn polite<R>(&self, f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+        lock(&self.0.polite).as_mut().map(f)
+    }
+
+    /// The politeness state of a host (`https`, `port`) now, for a progress display:
+    /// paused until when, its current limit. `None` when nothing is known of it (it
+    /// runs at its full limit, unpaused).
+    ///
+    /// ```
+    /// let shared = volley::engine::Shared::new();
+    /// assert_eq!(shared.host_state("example.test", false, 80), None);
+    /// ```
+    pub fn host_state(&self, host: &str, https: bool, port: u16) -> Option<HostView> {
+        let k = Key {
+            host,
+            tls: https,
+            port,
+        };
+        let now = Instant::now();
+        self.polite(|t| t.view(k, now)).flatten()
+    }
+
+    /// The hosts that pushed back (429/503, or runs of timeouts), most 429/503s
+    /// first, at most `n`: for a summary.
+    pub fn pushed_back(&self, n: usize) -> Vec<HostReport> {
+        self.polite(|t| t.report(n)).unwrap_or_default()
     }
 
     /// An engine joins; `waker` wakes its loop when a note arrives. The first
