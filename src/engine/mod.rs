@@ -148,6 +148,8 @@ pub struct Engine<S: Source, H: Handler> {
     active: usize,
     filling: bool,
     source_done: bool,
+    /// A request pulled from the source that `--rate` holds back (at most one).
+    held_request: Option<Request>,
     /// This engine's place among those sharing `cfg.shared`.
     member: shared::Membership,
     rate_timer: bool,
@@ -239,6 +241,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             active: 0,
             filling: false,
             source_done: false,
+            held_request: None,
             member,
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
@@ -564,43 +567,48 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 continue;
             }
             // A full park holds back new requests: memory stays bounded by -c.
-            if self.source_done || self.park_full() {
+            if self.park_full() {
                 break;
             }
-            let Some(undo) = self.rate_take() else {
-                break;
+            // The request is pulled before `--rate` is asked, and held while the
+            // rate says wait: so the end of the input is seen at once, not one rate
+            // interval after the last request.
+            let req = match self.held_request.take() {
+                Some(r) => r,
+                None if self.source_done => break,
+                None => match self.source.next_request() {
+                    Some(r) => r,
+                    None => {
+                        if self.source.is_exhausted() {
+                            self.source_done = true;
+                        }
+                        break;
+                    }
+                },
             };
-            match self.source.next_request() {
-                Some(req) => self.admit(req),
-                None => {
-                    if let Some(u) = undo {
-                        self.cfg.shared.rate_undo(u);
-                    }
-                    if self.source.is_exhausted() {
-                        self.source_done = true;
-                    }
-                    break;
-                }
+            if !self.rate_take() {
+                self.held_request = Some(req);
+                break;
             }
+            self.admit(req);
         }
     }
 
-    /// `Some` when `--rate` lets a request start now (with the means to give the
-    /// start back if the source has none); else arms a wake-up. No lock without a
-    /// rate.
-    fn rate_take(&mut self) -> Option<Option<rate::Undo>> {
+    /// True when `--rate` lets a request start now (the start is taken); else arms
+    /// a wake-up. No lock without a rate.
+    fn rate_take(&mut self) -> bool {
         if self.cfg.rate <= 0.0 {
-            return Some(None);
+            return true;
         }
         match self.cfg.shared.rate_take(self.now) {
-            Ok(u) => Some(Some(u)),
+            Ok(()) => true,
             Err(at) => {
                 if !self.rate_timer {
                     let ms = self.wheel.ms(at);
                     self.wheel.insert(ms, TimerRef::Rate);
                     self.rate_timer = true;
                 }
-                None
+                false
             }
         }
     }

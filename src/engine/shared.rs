@@ -34,7 +34,7 @@
 
 use super::politeness::{HostReport, HostView, Policy, Table};
 use super::pool::Key;
-use super::rate::{Rate, Undo};
+use super::rate::Rate;
 use mio::Waker;
 use slab::Slab;
 use std::collections::HashMap;
@@ -216,19 +216,13 @@ impl Shared {
         }
     }
 
-    /// A request may start at `now`: `Ok` with a way to undo the start (the source
-    /// had nothing after all), or `Err` with the instant one may.
-    pub(crate) fn rate_take(&self, now: Instant) -> Result<Undo, Instant> {
+    /// A request may start at `now` (and its start is taken): `Ok`, or `Err` with
+    /// the instant one may. The engine asks only with a request in hand, so a start
+    /// is never taken for nothing.
+    pub(crate) fn rate_take(&self, now: Instant) -> Result<(), Instant> {
         match lock(&self.0.rate).as_mut() {
             Some(r) => r.try_take(now),
-            None => Ok(Undo::NONE),
-        }
-    }
-
-    /// Gives back a start [`Shared::rate_take`] allowed but that did not happen.
-    pub(crate) fn rate_undo(&self, u: Undo) {
-        if let Some(r) = lock(&self.0.rate).as_mut() {
-            r.undo(u);
+            None => Ok(()),
         }
     }
 
@@ -391,11 +385,8 @@ mod tests {
         assert!(s.rate_take(t).is_ok());
         let next = s.rate_take(t).unwrap_err();
         assert_eq!(next, t + std::time::Duration::from_millis(100));
-        // A start given back makes room again.
-        let later = next;
-        let u = s.rate_take(later).unwrap();
-        s.rate_undo(u);
-        assert!(s.rate_take(later).is_ok());
+        assert!(s.rate_take(next).is_ok());
+        assert!(s.rate_take(next).is_err());
     }
 
     proptest::proptest! {

@@ -119,21 +119,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.stats.started += 1;
         let target = match Target::parse(&req.url) {
             Ok(t) => t,
-            Err(e) => {
-                let input = req.url.trim().to_string();
-                let id = Identity {
-                    tag: req.tag,
-                    url: input.clone(),
-                    final_url: input.clone(),
-                    input,
-                    attempts: 0,
-                };
-                self.stats.done += 1;
-                self.stats.errors += 1;
-                let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
-                self.handler.on_done(o);
-                return;
-            }
+            Err(e) => return self.done_unstarted(req, e),
         };
         let t = self.tasks.insert(Task {
             tag: req.tag,
@@ -394,9 +380,35 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
+    /// The one outcome of a request that never became a task (a bad URL, or the
+    /// request held for `--rate` when the run stopped): no attempt was made.
+    fn done_unstarted(&mut self, req: Request, e: Error) {
+        let input = req.url.trim().to_string();
+        let id = Identity {
+            tag: req.tag,
+            url: input.clone(),
+            final_url: input.clone(),
+            input,
+            attempts: 0,
+        };
+        self.stats.done += 1;
+        self.stats.errors += 1;
+        let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
+        self.handler.on_done(o);
+    }
+
     /// `Config::stop`: every task in flight gives back what it holds and gets its
-    /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too).
+    /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too,
+    /// and the request held back by `--rate`).
     pub(super) fn cancel_all(&mut self) {
+        if let Some(req) = self.held_request.take() {
+            self.stats.started += 1;
+            let e = Error::new(
+                ErrorKind::Cancelled,
+                "the run was stopped before the request started",
+            );
+            self.done_unstarted(req, e);
+        }
         // Parked tasks hold no slot: counted in below, as `finish` gives one back;
         // so are the tasks the gate let go that wait for a slot.
         self.park.clear();
