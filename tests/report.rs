@@ -223,7 +223,16 @@ fn usage_and_unreadable_files() {
     assert!(text(&out).contains("missing: 1-3"));
     // `report` later on the line is a target, not the subcommand.
     let out = volley()
-        .args(["-q", "--retries", "0", "http://127.0.0.1:1/", "report"])
+        // (pinned, so no query leaves the machine)
+        .args([
+            "-q",
+            "--retries",
+            "0",
+            "--resolve",
+            "report:80:127.0.0.1",
+            "http://127.0.0.1:1/",
+            "report",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));

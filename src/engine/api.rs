@@ -290,6 +290,17 @@ pub struct Config {
     pub retries: u32,
     /// First retry backoff; doubles each retry, plus jitter.
     pub retry_backoff: Duration,
+    /// Politeness adapts per host (`--no-adapt` turns it off): a 429 or 503, or a
+    /// run of timeouts, pauses that host and halves its concurrency, which grows
+    /// back with successes (see `docs/politeness.md`).
+    pub adapt: bool,
+    /// The longest `Retry-After` waited for (`--max-retry-after`): a longer one is
+    /// not retried (the result is that response), and a host's pause is never
+    /// longer.
+    pub max_retry_after: Duration,
+    /// New requests per second to each scheme/host/port (0 = no limit), in all
+    /// engines that share `shared` together.
+    pub rate_per_host: f64,
     /// Follow redirects.
     pub follow: bool,
     /// Most redirects followed.
@@ -336,8 +347,9 @@ pub struct Config {
     /// Idle keep-alive connections kept across all hosts at most (0 = the
     /// concurrency); past it the one idle longest is closed.
     pub max_idle: usize,
-    /// Tasks waiting outside a concurrency slot (retry backoff) at most (0 = ten
-    /// times the concurrency); while full, no new request is taken from the source.
+    /// Tasks waiting outside a concurrency slot (retry backoff, a paused or
+    /// throttled host) at most (0 = ten times the concurrency); while full, no new
+    /// request is taken from the source.
     pub max_parked: usize,
     /// Response head limits.
     pub limits: Limits,
@@ -383,6 +395,9 @@ impl Default for Config {
             total_timeout: Some(Duration::from_secs(30)),
             retries: 1,
             retry_backoff: Duration::from_millis(200),
+            adapt: true,
+            max_retry_after: Duration::from_secs(60),
+            rate_per_host: 0.0,
             follow: false,
             max_redirects: 10,
             location_trusted: false,
@@ -492,7 +507,8 @@ pub struct Stats {
     pub connections: u64,
     /// Requests in flight now.
     pub active: usize,
-    /// Requests waiting outside a slot now (retry backoff).
+    /// Requests waiting outside a slot now (retry backoff, a paused or throttled
+    /// host).
     pub parked: usize,
     /// Idle keep-alive connections now (over all hosts).
     pub idle: usize,

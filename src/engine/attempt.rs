@@ -16,6 +16,7 @@
 use super::api::{Outcome, Redirect, Timings};
 use super::dial::Dialer;
 use super::exchange::{Exchange, Response};
+use super::politeness::Signal;
 use crate::error::Error;
 use crate::target::Target;
 use std::time::Instant;
@@ -41,6 +42,8 @@ pub(crate) struct Attempt {
     pub dial: Option<Dialer>,
     /// The current hop's exchange.
     pub exchange: Exchange,
+    /// What the current hop's response head tells its host (429/503 or not).
+    pub signal: Option<Signal>,
     /// The current hop's peer (with `Config::peer_info`).
     pub peer: Option<std::net::SocketAddr>,
     /// The current hop's TLS details (with `Config::tls_info`).

@@ -20,10 +20,12 @@
 use super::dial::{Dialer, Step};
 use super::exchange::{self, Bufs, Exchange, Read, Sink, Verdict};
 use super::pipeline::pipelinable;
+use super::politeness::Signal;
 use super::pool::Key;
 use super::redirect::{self, Decision};
+use super::retry::{self, AfterResponse};
 use super::task::{still_waiting, TaskState};
-use super::{credentials, deadline, Engine, Handler, Handoff, Source, TimerRef};
+use super::{credentials, deadline, gate, Engine, Handler, Handoff, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
 use crate::conn::{Conn, Phase};
@@ -32,6 +34,7 @@ use crate::timer::TimerKey;
 use mio::{Interest, Token};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Duration;
 
 #[derive(Debug)]
 pub(super) struct Slot {
@@ -320,13 +323,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
         let task = &mut self.tasks[t];
         let a = &mut task.a;
         let cur = a.hop.as_ref().unwrap_or(&task.first);
-        let (redirects, as_get) = (&mut a.redirects, &mut a.as_get);
+        let (redirects, as_get, signal) = (&mut a.redirects, &mut a.as_get, &mut a.signal);
         let method = task.spec.method.as_str();
         let cookies = self.cfg.cookies.as_deref();
         let policy = redirect::Policy {
             follow: task.settings.follow,
             max: task.settings.max_redirects,
         };
+        let (attempts, retries, cap) = (task.attempts, self.cfg.retries, self.cfg.max_retry_after);
+        let (rng, base) = (&mut self.rng, self.cfg.retry_backoff.as_millis() as u64);
         let read = exchange::read(
             &mut slot.conn,
             &mut slot.content,
@@ -346,10 +351,25 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 max_body: task.settings.max_body,
                 keep_headers: self.cfg.keep_headers,
             },
-            |head, location| {
+            |head, location, retry_after_field| {
                 let status = head.status;
                 if let Some(jar) = cookies {
                     credentials::store_cookies(jar, &cur.url, head);
+                }
+                // What the host is told, and whether a 429/503 is retried.
+                let wait = retry_after_field.and_then(gate::retry_after);
+                *signal = Some(match status {
+                    429 | 503 => Signal::PushBack(wait),
+                    _ => Signal::Success,
+                });
+                let idempotent = retry::idempotent(if *as_get { "GET" } else { method });
+                match retry::after_response(status, idempotent, wait, attempts, retries, cap) {
+                    AfterResponse::Keep => {}
+                    AfterResponse::RetryAfter(w) => return Verdict::Retry(w),
+                    AfterResponse::Backoff => {
+                        let ms = retry::backoff_ms(base, attempts, rng);
+                        return Verdict::Retry(Duration::from_millis(ms));
+                    }
                 }
                 let hop = redirect::Hop {
                     url: cur,
@@ -382,11 +402,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
             (read, _) => read,
         };
         // A body waiting for `100 Continue`: sent once it came; never once a final
-        // (or redirect) head came instead, and then the connection is not reused.
+        // (redirect, or retried 429/503) head came instead, and then the connection
+        // is not reused.
         let a = &mut self.tasks[t].a;
         let mut send_now = false;
         if a.exchange.body.as_ref().is_some_and(|b| b.waiting) {
-            if a.resp.status.is_some() || a.exchange.follow.is_some() {
+            if a.resp.status.is_some() || a.exchange.follow.is_some() || a.exchange.retry.is_some()
+            {
                 a.exchange.body = None;
                 a.exchange.unsent = true;
             } else if self.conns[c].conn.dec.interim_seen() {
@@ -446,6 +468,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     pub(super) fn response_done(&mut self, t: usize, c: usize, reusable: bool) {
+        // The host hears first, so that a pause holds back a waiter that takes
+        // this connection.
+        self.host_done(t, None);
         let slot = &mut self.conns[c];
         slot.conn.served += 1;
         let keep = reusable && self.cfg.keepalive;
@@ -464,6 +489,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn hop_done(&mut self, t: usize) {
         let a = &mut self.tasks[t].a;
         a.conn = None;
+        if let Some(wait) = a.exchange.retry.take() {
+            // A 429 or 503 to retry: the next attempt after its wait, no slot held.
+            self.backoff(t, wait);
+            return;
+        }
         if let Some(next) = a.exchange.follow.take() {
             a.hop = Some(next);
             self.start_hop(t);

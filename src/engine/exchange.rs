@@ -9,8 +9,9 @@
 //! module knows no redirect rule.
 //!
 //! Invariants:
-//! - a followed redirect's body is read and discarded, never decoded or handed on,
-//!   and never more than `--max-body` bytes of it (then the connection is closed);
+//! - a followed redirect's body (and a 429/503's that is retried) is read and
+//!   discarded, never decoded or handed on, and never more than `--max-body` bytes
+//!   of it (then the connection is closed);
 //! - the handler sees `on_head` once per final response, then its decoded body in
 //!   order, never more than `--max-body` bytes of it (then the connection is closed);
 //! - a response counts as complete only when the decoder has flushed and checked the
@@ -32,7 +33,7 @@ use crate::codec::ContentDecoder;
 use crate::conn::{Conn, Flow, ReadEnd, ReadEvent};
 use crate::error::Error;
 use crate::target::Target;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The final response of an attempt, as reported in the `Outcome`.
 #[derive(Debug, Default)]
@@ -60,6 +61,9 @@ pub(crate) struct Exchange {
     pub follow: Option<Target>,
     /// Bytes of a followed redirect's body discarded so far.
     pub discarded: u64,
+    /// The response (a 429 or 503) is to be retried after this wait: its body is
+    /// discarded, as a followed redirect's.
+    pub retry: Option<Duration>,
     /// The request was pipelined behind another on its connection.
     pub pipelined: bool,
     /// The response's body runs until the connection closes (it cannot be framed).
@@ -144,6 +148,8 @@ pub(crate) enum Verdict {
     Final(Option<String>),
     /// Give up (too many redirects).
     Fail(Error),
+    /// Not the final response: retry the request after this wait.
+    Retry(Duration),
 }
 
 /// How a read turn ended.
@@ -229,7 +235,7 @@ pub(crate) fn read<H: Handler>(
     resp: &mut Response,
     timings: &mut Timings,
     sink: Sink<'_, H>,
-    mut decide: impl FnMut(&ResponseHead<'_>, Option<&[u8]>) -> Verdict,
+    mut decide: impl FnMut(&ResponseHead<'_>, Option<&[u8]>, Option<&[u8]>) -> Verdict,
 ) -> Read {
     let before = conn.received;
     let handler = sink.handler;
@@ -256,13 +262,26 @@ pub(crate) fn read<H: Handler>(
                 fields,
                 buf,
             };
-            match decide(&head, location) {
+            // `Retry-After` matters only for the statuses that may be retried.
+            let retry_after = matches!(h.status, 429 | 503)
+                .then(|| {
+                    fields
+                        .iter()
+                        .find(|f| buf[f.name.clone()].eq_ignore_ascii_case(b"retry-after"))
+                        .map(|f| &buf[f.value.clone()])
+                })
+                .flatten();
+            match decide(&head, location, retry_after) {
                 Verdict::Fail(e) => {
                     after = Some(Read::Failed(e));
                     return Flow::Stop;
                 }
                 Verdict::Follow(next) => {
                     ex.follow = Some(next);
+                    return Flow::Continue;
+                }
+                Verdict::Retry(wait) => {
+                    ex.retry = Some(wait);
                     return Flow::Continue;
                 }
                 Verdict::Final(location) => resp.location = location,
@@ -279,8 +298,8 @@ pub(crate) fn read<H: Handler>(
             Flow::Continue
         }
         ReadEvent::Body(data) => {
-            if ex.follow.is_some() {
-                // A followed redirect's body is discarded, up to `--max-body`: past
+            if ex.follow.is_some() || ex.retry.is_some() {
+                // A followed redirect's (or a retried 429's) body is discarded, up to `--max-body`: past
                 // it the redirect is still followed and this connection closed.
                 ex.discarded += data.len() as u64;
                 if ex.discarded > sink.max_body {
@@ -299,7 +318,7 @@ pub(crate) fn read<H: Handler>(
             }
         }
         ReadEvent::End { reusable } => {
-            if ex.follow.is_none() {
+            if ex.follow.is_none() && ex.retry.is_none() {
                 // Take output the inflater still holds, then check completeness.
                 loop {
                     match content.decode(&[], cbuf) {

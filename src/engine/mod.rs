@@ -61,10 +61,12 @@ mod deadline;
 mod dial;
 mod embed;
 mod exchange;
+mod gate;
 mod idle;
 mod overrides;
 mod park;
 mod pipeline;
+mod politeness;
 mod pool;
 mod race;
 mod rate;
@@ -79,6 +81,7 @@ pub use api::{
     ResponseHead, Source, Stats, Timings,
 };
 pub use overrides::Overrides;
+pub use politeness::{HostReport, HostView};
 pub use shared::Shared;
 use task::{Task, TaskState};
 
@@ -128,6 +131,8 @@ enum TimerRef {
     Rate,
     /// A task's wait for `100 Continue` is over.
     Continue(usize),
+    /// The heads of the hosts' queues look again (`gate.rs`).
+    Recheck,
 }
 
 /// The engine; see the module docs and `examples/fetch.rs`.
@@ -148,6 +153,8 @@ pub struct Engine<S: Source, H: Handler> {
     pool: Pool,
     resolver: Resolver,
     dns_done: Vec<Answered>,
+    /// Tasks the per-host gate holds back at their host's limit (`gate.rs`).
+    waiting: gate::Waiting,
     /// Tasks waiting outside a slot (retry backoff) until a time; they go before
     /// new source requests, and none is pulled while the park is full.
     park: park::Park,
@@ -159,6 +166,8 @@ pub struct Engine<S: Source, H: Handler> {
     active: usize,
     filling: bool,
     source_done: bool,
+    /// A request pulled from the source that `--rate` holds back (at most one).
+    held_request: Option<Request>,
     /// This engine's place among those sharing `cfg.shared`.
     member: shared::Membership,
     rate_timer: bool,
@@ -213,6 +222,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         };
         let member = cfg.shared.join(waker.clone(), cfg.rate);
+        let adapt_or_rate = cfg.adapt || cfg.rate_per_host > 0.0;
         let now = Instant::now();
         let parked = match cfg.max_parked {
             0 => concurrency.saturating_mul(10),
@@ -222,7 +232,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             0 => concurrency,
             n => n,
         };
-        Ok(Engine {
+        let engine = Engine {
             cfg: Config {
                 concurrency,
                 max_idle,
@@ -242,6 +252,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             pool: Pool::default(),
             resolver,
             dns_done: Vec::new(),
+            waiting: gate::Waiting::default(),
             park: park::Park::new(parked),
             idle: idle::IdleOrder::default(),
             handoffs: VecDeque::new(),
@@ -249,6 +260,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             active: 0,
             filling: false,
             source_done: false,
+            held_request: None,
             member,
             rate_timer: false,
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
@@ -258,7 +270,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
             rng: retry::Rng::from_os()?,
             stats: Stats::default(),
             now,
-        })
+        };
+        if adapt_or_rate {
+            let adds = engine.cfg.per_host == 0;
+            engine.cfg.shared.polite_join(engine.polite_policy(), adds);
+        }
+        Ok(engine)
     }
 
     /// A handle that wakes the engine from another thread.
@@ -280,7 +297,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub fn stats(&self) -> Stats {
         Stats {
             active: self.active,
-            parked: self.park.len(),
+            parked: self.park.len() + self.waiting.queued(),
             idle: self.idle.len(),
             ..self.stats
         }
@@ -380,7 +397,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.stopped() {
             self.cancel_all();
         }
+        if self.is_finished() {
+            self.release_finished();
+        }
         Ok(!self.is_finished())
+    }
+
+    /// Finished for good (the source is exhausted): with a `--per-host` shared with
+    /// other engines, the idle connections are closed, so that their slots go to
+    /// engines still running rather than staying counted to the end.
+    fn release_finished(&mut self) {
+        if self.cfg.per_host == 0 {
+            return;
+        }
+        while let Some(c) = self.pool.take_any_idle() {
+            self.close_conn(c);
+        }
     }
 
     // ----- time -------------------------------------------------------------------
@@ -423,6 +455,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 }
                 TimerRef::Rate => self.rate_timer = false,
                 TimerRef::Continue(k) => self.continue_timer(k),
+                TimerRef::Recheck => self.recheck(),
             }
         }
         self.fired = fired;
@@ -508,56 +541,84 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.filling = false;
     }
 
+    /// True when the tasks waiting outside a slot — parked for a time, or in a
+    /// host's queue (`gate.rs`) — fill the parking area: no new request is pulled.
+    fn park_full(&self) -> bool {
+        let queued = self.waiting.queued();
+        self.park.is_full() || self.park.len() + queued >= self.park.capacity()
+    }
+
     fn fill_slots(&mut self) {
         while self.active < self.cfg.concurrency {
+            if let Some(t) = self.waiting.ready.pop_front() {
+                // Let go by the gate: its hop (not a new attempt) starts.
+                self.active += 1;
+                self.start_hop(t);
+                continue;
+            }
             if let Some(t) = self.park.pop_ready(self.now) {
                 if let Some(task) = self.tasks.get_mut(t) {
-                    if task.state == TaskState::Backoff {
-                        task.state = TaskState::Queued;
-                        self.active += 1;
-                        self.start_attempt(t);
+                    match task.state {
+                        TaskState::Backoff => {
+                            task.state = TaskState::Queued;
+                            self.active += 1;
+                            self.start_attempt(t);
+                        }
+                        TaskState::Parked => {
+                            // Its host's pause or pace is over: its hop (not a new
+                            // attempt) starts.
+                            self.unpark_out(t);
+                            self.active += 1;
+                            self.start_hop(t);
+                        }
+                        _ => {}
                     }
                 }
                 continue;
             }
             // A full park holds back new requests: memory stays bounded by -c.
-            if self.source_done || self.park.is_full() {
+            if self.park_full() {
                 break;
             }
-            let Some(undo) = self.rate_take() else {
-                break;
+            // The request is pulled before `--rate` is asked, and held while the
+            // rate says wait: so the end of the input is seen at once, not one rate
+            // interval after the last request.
+            let req = match self.held_request.take() {
+                Some(r) => r,
+                None if self.source_done => break,
+                None => match self.source.next_request() {
+                    Some(r) => r,
+                    None => {
+                        if self.source.is_exhausted() {
+                            self.source_done = true;
+                        }
+                        break;
+                    }
+                },
             };
-            match self.source.next_request() {
-                Some(req) => self.admit(req),
-                None => {
-                    if let Some(u) = undo {
-                        self.cfg.shared.rate_undo(u);
-                    }
-                    if self.source.is_exhausted() {
-                        self.source_done = true;
-                    }
-                    break;
-                }
+            if !self.rate_take() {
+                self.held_request = Some(req);
+                break;
             }
+            self.admit(req);
         }
     }
 
-    /// `Some` when `--rate` lets a request start now (with the means to give the
-    /// start back if the source has none); else arms a wake-up. No lock without a
-    /// rate.
-    fn rate_take(&mut self) -> Option<Option<rate::Undo>> {
+    /// True when `--rate` lets a request start now (the start is taken); else arms
+    /// a wake-up. No lock without a rate.
+    fn rate_take(&mut self) -> bool {
         if self.cfg.rate <= 0.0 {
-            return Some(None);
+            return true;
         }
         match self.cfg.shared.rate_take(self.now) {
-            Ok(u) => Some(Some(u)),
+            Ok(()) => true,
             Err(at) => {
                 if !self.rate_timer {
                     let ms = self.wheel.ms(at);
                     self.wheel.insert(ms, TimerRef::Rate);
                     self.rate_timer = true;
                 }
-                None
+                false
             }
         }
     }

@@ -7,21 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-/// What [`Rate::undo`] needs to give a start back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Undo {
-    prev: Option<Instant>,
-    set: Option<Instant>,
-}
-
-impl Undo {
-    /// Nothing to give back (no limit).
-    pub const NONE: Undo = Undo {
-        prev: None,
-        set: None,
-    };
-}
-
 /// Paces request starts; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Rate {
@@ -46,26 +31,14 @@ impl Rate {
         }
     }
 
-    /// Takes a start at `now` if one is allowed: `Ok` with the means to give it
-    /// back ([`Rate::undo`]), else `Err` with the instant one may.
-    pub fn try_take(&mut self, now: Instant) -> Result<Undo, Instant> {
+    /// Takes a start at `now` if one is allowed, else `Err` with the instant one
+    /// may.
+    pub fn try_take(&mut self, now: Instant) -> Result<(), Instant> {
         if let Some(at) = self.wait(now) {
             return Err(at);
         }
-        let prev = self.next;
         self.take(now);
-        Ok(Undo {
-            prev,
-            set: self.next,
-        })
-    }
-
-    /// Gives back a start taken by [`Rate::try_take`], unless another was taken
-    /// since.
-    pub fn undo(&mut self, u: Undo) {
-        if u.set.is_some() && self.next == u.set {
-            self.next = u.prev;
-        }
+        Ok(())
     }
 
     /// Records a start at `now` (which `wait` allowed).

@@ -10,7 +10,12 @@
 //!   and which engines wait for a slot of that host. This is where later per-host
 //!   politeness state (pauses, AIMD limits, `--rate-per-host`) belongs, beside
 //!   `open`;
-//! - the member engines' wakers and their inboxes of [`Note`]s.
+//! - the member engines' wakers and their inboxes of [`Note`]s;
+//! - the politeness table (`politeness::Table`: pauses, AIMD limits,
+//!   `--rate-per-host`), under the first engine's policy; unlike the connection
+//!   counts it is used with adaptation on (the default) or a `--rate-per-host`,
+//!   one lock at each request's start and end. Embedders read it through
+//!   [`Shared::host_state`] and [`Shared::pushed_back`].
 //!
 //! Per-engine caches (the idle pool, DNS) stay per engine.
 //!
@@ -27,8 +32,9 @@
 //! - entries for hosts with nothing open and nobody waiting are removed, so the table
 //!   stays as small as the connections open; critical sections are a map lookup.
 
+use super::politeness::{HostReport, HostView, Policy, Table};
 use super::pool::Key;
-use super::rate::{Rate, Undo};
+use super::rate::Rate;
 use mio::Waker;
 use slab::Slab;
 use std::collections::HashMap;
@@ -53,6 +59,7 @@ struct Inner {
     rate: Mutex<Option<Rate>>,
     hosts: Mutex<HashMap<String, Vec<Host>>>,
     members: Mutex<Slab<Member>>,
+    polite: Mutex<Option<Table>>,
 }
 
 /// One host's shared state.
@@ -146,6 +153,47 @@ impl Shared {
         Shared::default()
     }
 
+    /// An engine with politeness `policy` joins; the first one's policy holds,
+    /// except that without a `--per-host` (`adds`) the ceiling is the sum of the
+    /// engines' concurrency.
+    pub(crate) fn polite_join(&self, policy: Policy, adds: bool) {
+        let mut p = lock(&self.0.polite);
+        match p.as_mut() {
+            None => *p = Some(Table::new(policy)),
+            Some(t) => t.join(policy.ceiling, adds),
+        }
+    }
+
+    /// Runs `f` on the politeness table (`None` before any engine joined).
+    #[inline]
+    pub(crate) fn polite<R>(&self, f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+        lock(&self.0.polite).as_mut().map(f)
+    }
+
+    /// The politeness state of a host (`https`, `port`) now, for a progress display:
+    /// paused until when, its current limit. `None` when nothing is known of it (it
+    /// runs at its full limit, unpaused).
+    ///
+    /// ```
+    /// let shared = volley::engine::Shared::new();
+    /// assert_eq!(shared.host_state("example.test", false, 80), None);
+    /// ```
+    pub fn host_state(&self, host: &str, https: bool, port: u16) -> Option<HostView> {
+        let k = Key {
+            host,
+            tls: https,
+            port,
+        };
+        let now = Instant::now();
+        self.polite(|t| t.view(k, now)).flatten()
+    }
+
+    /// The hosts that pushed back (429/503, or runs of timeouts), most 429/503s
+    /// first, at most `n`: for a summary.
+    pub fn pushed_back(&self, n: usize) -> Vec<HostReport> {
+        self.polite(|t| t.report(n)).unwrap_or_default()
+    }
+
     /// An engine joins; `waker` wakes its loop when a note arrives. The first
     /// engine's `rate` (requests per second, 0 = none) sets the shared pace.
     pub(crate) fn join(&self, waker: Arc<Waker>, rate: f64) -> Membership {
@@ -168,19 +216,13 @@ impl Shared {
         }
     }
 
-    /// A request may start at `now`: `Ok` with a way to undo the start (the source
-    /// had nothing after all), or `Err` with the instant one may.
-    pub(crate) fn rate_take(&self, now: Instant) -> Result<Undo, Instant> {
+    /// A request may start at `now` (and its start is taken): `Ok`, or `Err` with
+    /// the instant one may. The engine asks only with a request in hand, so a start
+    /// is never taken for nothing.
+    pub(crate) fn rate_take(&self, now: Instant) -> Result<(), Instant> {
         match lock(&self.0.rate).as_mut() {
             Some(r) => r.try_take(now),
-            None => Ok(Undo::NONE),
-        }
-    }
-
-    /// Gives back a start [`Shared::rate_take`] allowed but that did not happen.
-    pub(crate) fn rate_undo(&self, u: Undo) {
-        if let Some(r) = lock(&self.0.rate).as_mut() {
-            r.undo(u);
+            None => Ok(()),
         }
     }
 
@@ -343,11 +385,8 @@ mod tests {
         assert!(s.rate_take(t).is_ok());
         let next = s.rate_take(t).unwrap_err();
         assert_eq!(next, t + std::time::Duration::from_millis(100));
-        // A start given back makes room again.
-        let later = next;
-        let u = s.rate_take(later).unwrap();
-        s.rate_undo(u);
-        assert!(s.rate_take(later).is_ok());
+        assert!(s.rate_take(next).is_ok());
+        assert!(s.rate_take(next).is_err());
     }
 
     proptest::proptest! {

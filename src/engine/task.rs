@@ -44,6 +44,9 @@ pub(super) enum TaskState {
     Exchanging,
     /// Retry backoff; no slot held.
     Backoff,
+    /// Its host may not take it yet (paused, at its limit, `--rate-per-host`): no
+    /// slot held, no deadline running (`gate.rs`).
+    Parked,
 }
 
 /// A request in progress: what lasts across attempts, and the current attempt.
@@ -71,6 +74,10 @@ pub(super) struct Task {
     pub(super) wake: Option<crate::timer::TimerKey>,
     /// The handler paused the body (`BodyAction::Pause`) and has not resumed it.
     pub(super) paused: bool,
+    /// Counted in flight at its hop's host since then (`gate.rs`).
+    pub(super) held: Option<Instant>,
+    /// Parked for a time (`gate.rs`): in the parking area, not a host's queue.
+    pub(super) timed: bool,
 }
 
 impl Task {
@@ -119,21 +126,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.stats.started += 1;
         let target = match Target::parse(&req.url) {
             Ok(t) => t,
-            Err(e) => {
-                let input = req.url.trim().to_string();
-                let id = Identity {
-                    tag: req.tag,
-                    url: input.clone(),
-                    final_url: input.clone(),
-                    input,
-                    attempts: 0,
-                };
-                self.stats.done += 1;
-                self.stats.errors += 1;
-                let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
-                self.handler.on_done(o);
-                return;
-            }
+            Err(e) => return self.done_unstarted(req, e),
         };
         let settings = Settings::of(&self.cfg, req.spec.overrides.as_deref());
         let t = self.tasks.insert(Task {
@@ -148,6 +141,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
             settings,
             wake: None,
             paused: false,
+            held: None,
+            timed: false,
         });
         self.active += 1;
         self.start_attempt(t);
@@ -185,6 +180,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Gets a connection for the current URL: pooled, or a new one when the
     /// per-host limit allows, else waits for one.
     pub(super) fn start_hop(&mut self, t: usize) {
+        if !self.gate(t) {
+            return;
+        }
         if self.cfg.pipeline > 1 && self.pipe_onto_room(t) {
             return;
         }
@@ -343,6 +341,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
+        // The host hears first, so that a pause holds back the waiter that takes
+        // what this task gives back.
+        self.host_done(t, Some(e.kind));
         self.give_back(t);
         let task = &mut self.tasks[t];
         let failure = retry::Failure {
@@ -353,15 +354,22 @@ impl<S: Source, H: Handler> Engine<S, H> {
             attempts: task.attempts,
         };
         if retry::should_retry(failure, self.cfg.retries) {
-            task.deadlines.cancel(&mut self.wheel);
-            task.state = TaskState::Backoff;
             let base = self.cfg.retry_backoff.as_millis() as u64;
             let delay = retry::backoff_ms(base, task.attempts, &mut self.rng);
-            self.active -= 1;
-            self.park.park(t, self.now + Duration::from_millis(delay));
+            self.backoff(t, Duration::from_millis(delay));
             return;
         }
         self.finish(t, Some(e));
+    }
+
+    /// The task waits `delay` for its next attempt, holding no slot and running no
+    /// deadline.
+    pub(super) fn backoff(&mut self, t: usize, delay: Duration) {
+        let task = &mut self.tasks[t];
+        task.deadlines.cancel(&mut self.wheel);
+        task.state = TaskState::Backoff;
+        self.active -= 1;
+        self.park.park(t, self.now + delay);
     }
 
     /// Gives back what the task holds: its connection, or its pool slot while it
@@ -387,17 +395,51 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
+    /// The one outcome of a request that never became a task (a bad URL, or the
+    /// request held for `--rate` when the run stopped): no attempt was made.
+    fn done_unstarted(&mut self, req: Request, e: Error) {
+        let input = req.url.trim().to_string();
+        let id = Identity {
+            tag: req.tag,
+            url: input.clone(),
+            final_url: input.clone(),
+            input,
+            attempts: 0,
+        };
+        self.stats.done += 1;
+        self.stats.errors += 1;
+        let o = attempt::outcome(id, &mut Attempt::default(), Some(e), self.now);
+        self.handler.on_done(o);
+    }
+
     /// `Config::stop`: every task in flight gives back what it holds and gets its
-    /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too).
+    /// one `on_done` with `Cancelled` (tasks in backoff or queued for a retry too,
+    /// and the request held back by `--rate`).
     pub(super) fn cancel_all(&mut self) {
-        // Parked tasks hold no slot: counted in below, as `finish` gives one back.
+        if let Some(req) = self.held_request.take() {
+            self.stats.started += 1;
+            let e = Error::new(
+                ErrorKind::Cancelled,
+                "the run was stopped before the request started",
+            );
+            self.done_unstarted(req, e);
+        }
+        // Parked tasks hold no slot: counted in below, as `finish` gives one back;
+        // so are the tasks the gate let go that wait for a slot.
         self.park.clear();
+        for _ in self.waiting.ready.drain(..) {
+            self.active += 1;
+        }
         let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
         for t in keys {
             if !self.tasks.contains(t) {
                 continue;
             }
             if self.tasks[t].state == TaskState::Backoff {
+                self.active += 1;
+            }
+            if self.tasks[t].state == TaskState::Parked {
+                self.unpark_out(t);
                 self.active += 1;
             }
             self.give_back(t);
@@ -410,6 +452,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     pub(super) fn finish(&mut self, t: usize, error: Option<Error>) {
+        self.host_done(t, error.as_ref().map(|e| e.kind));
         let mut task = self.tasks.remove(t);
         task.deadlines.cancel(&mut self.wheel);
         self.active -= 1;
@@ -471,7 +514,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
             match h {
                 Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
                 Handoff::Start(_) => {}
-                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => self.reuse_for(w, c),
+                Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => {
+                    // Its host may have been paused while it waited.
+                    if self.gate(w) {
+                        self.reuse_for(w, c)
+                    } else {
+                        self.release_conn(c, false)
+                    }
+                }
                 // The waiter is gone: the connection goes to the pool after all.
                 Handoff::Reuse(_, c) => self.release_conn(c, false),
             }

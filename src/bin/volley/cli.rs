@@ -158,6 +158,15 @@ pub struct Opts {
     /// The whole attempt, redirects included, seconds (0 = none).
     #[arg(help_heading = "Timeouts", long = "timeout", default_value_t = 30.0, allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub timeout: f64,
+    /// Do not adapt per host (pause and slow down after 429/503 or timeouts).
+    #[arg(help_heading = "Scheduling", long = "no-adapt")]
+    pub no_adapt: bool,
+    /// Longest Retry-After waited for, seconds (a longer one is the result).
+    #[arg(help_heading = "Scheduling", long = "max-retry-after", default_value_t = 60.0, allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
+    pub max_retry_after: f64,
+    /// New requests per second to each host:port (0 = no limit).
+    #[arg(help_heading = "Scheduling", long = "rate-per-host", default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_rate)]
+    pub rate_per_host: f64,
     /// Retries after dns (temporary), connect, connect_timeout, closed, read_timeout.
     #[arg(help_heading = "Scheduling", long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
     pub retries: u32,
@@ -471,6 +480,9 @@ impl Opts {
                 Some(duration("--timeout", self.timeout)?)
             },
             retries: self.retries,
+            adapt: !self.no_adapt,
+            max_retry_after: Duration::from_secs_f64(self.max_retry_after),
+            rate_per_host: self.rate_per_host,
             follow: self.follow,
             max_redirects: self.max_redirects,
             location_trusted: self.location_trusted,

@@ -128,6 +128,11 @@ pub fn run(mut job: Job, stop: &Arc<AtomicBool>) -> i32 {
         summary.total as f64 / secs.max(1e-9)
     );
     crate::say(&summary.render("volley: ", &head));
+    let pushed = job
+        .cfg
+        .shared
+        .pushed_back(crate::summary::pushback::TOP_PUSHERS);
+    crate::say(&crate::summary::pushback::render("volley: ", &pushed));
     if stop.load(Ordering::Relaxed) {
         130
     } else {

@@ -8,6 +8,7 @@
 //! per result.
 
 pub mod histogram;
+pub mod pushback;
 pub mod topk;
 
 use histogram::Histogram;
