@@ -1,10 +1,10 @@
 //! The engine's connections: the slab slot each lives in, and moving a request over
 //! them — opening what a dialer started, sending, reading (also after a failed write,
-//! and before a read deadline is declared), and handing a finished connection to the
-//! pool or closing it.
+//! and before a read deadline is declared). Handing a finished connection to the
+//! pool or closing it is `release.rs`.
 //!
-//! Part of the driver with `mod.rs`, `task.rs` and `pipeline.rs`; the bytes are
-//! `exchange`'s, the counting the `pool`'s.
+//! Part of the driver with `mod.rs`, `task.rs`, `pipeline.rs` and `release.rs`; the
+//! bytes are `exchange`'s, the counting the `pool`'s.
 //!
 //! Invariants:
 //! - a connection in the slab is registered with the poll under its slab key and
@@ -24,8 +24,8 @@ use super::politeness::Signal;
 use super::pool::Key;
 use super::redirect::{self, Decision};
 use super::retry::{self, AfterResponse};
-use super::task::{still_waiting, TaskState};
-use super::{credentials, deadline, gate, Engine, Handler, Handoff, Source, TimerRef};
+use super::task::TaskState;
+use super::{credentials, deadline, gate, Engine, Handler, Source, TimerRef};
 use crate::codec::request::{RequestHead, DEFAULT_HEADERS};
 use crate::codec::{Coding, ContentDecoder};
 use crate::conn::{Conn, Phase};
@@ -500,94 +500,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
             return;
         }
         self.finish(t, None);
-    }
-
-    /// Detaches `c` from its task and pools it, or closes it.
-    /// Tasks pipelined behind are sent again elsewhere (the connection closes).
-    pub(super) fn release_conn(&mut self, c: usize, close: bool) {
-        let Some(slot) = self.conns.get_mut(c) else {
-            return;
-        };
-        slot.task = None;
-        if slot.in_room {
-            slot.in_room = false;
-            self.pool.remove_room(slot.key(), c);
-        }
-        if !slot.behind.is_empty() {
-            let behind = std::mem::take(&mut slot.behind);
-            self.close_conn(c);
-            self.resend_behind(behind, c);
-            return;
-        }
-        if close || !slot.conn.make_idle() {
-            self.close_conn(c);
-            return;
-        }
-        // Pool it: hand to a waiter of the same key first.
-        let tasks = &self.tasks;
-        if let Some(w) = self
-            .pool
-            .put_idle(slot.key(), c, |w| still_waiting(tasks, w))
-        {
-            self.hand_off(Handoff::Reuse(w, c));
-            return;
-        }
-        // Another engine waits for this host's slot: free it rather than keep it.
-        if self.cfg.per_host > 0 && self.cfg.shared.wanted_elsewhere(slot.key(), self.member.id) {
-            self.remove_idle(c);
-            self.close_conn(c);
-            return;
-        }
-        let at = self.deadline_ms(self.cfg.idle_timeout);
-        self.conns[c].idle_timer = Some(self.wheel.insert(at, TimerRef::Idle(c)));
-        self.idle.add(c);
-        self.cap_idle();
-    }
-
-    /// Closes the connections idle longest while more than `max_idle` are idle
-    /// (over all hosts): with millions of distinct hosts, each leaves one.
-    fn cap_idle(&mut self) {
-        while self.idle.len() > self.cfg.max_idle {
-            let Some(c) = self.idle.oldest() else {
-                break;
-            };
-            self.idle.remove(c);
-            self.remove_idle(c);
-            self.close_conn(c);
-        }
-    }
-
-    /// Takes `c` out of the pool's idle list (it is about to close).
-    pub(super) fn remove_idle(&mut self, c: usize) {
-        if let Some(s) = self.conns.get(c) {
-            self.pool.remove_idle(s.key(), c);
-        }
-    }
-
-    /// Closes a connection that is registered and counted in the pool.
-    pub(super) fn close_conn(&mut self, c: usize) {
-        let Some(slot) = self.drop_conn_socket(c) else {
-            return;
-        };
-        if self.cfg.per_host > 0 {
-            self.cfg.shared.closed(slot.key(), self.member.id);
-        }
-        let tasks = &self.tasks;
-        if let Some(w) = self.pool.closed(slot.key(), |w| still_waiting(tasks, w)) {
-            self.hand_off(Handoff::Start(w));
-        }
-    }
-
-    /// Deregisters and drops the socket without touching the pool's counts (a
-    /// connect attempt that failed: the pool slot stays with the task).
-    pub(super) fn drop_conn_socket(&mut self, c: usize) -> Option<Slot> {
-        self.idle.remove(c);
-        let mut slot = self.conns.try_remove(c)?;
-        if let Some(k) = slot.idle_timer.take() {
-            self.wheel.cancel(k);
-        }
-        let _ = self.poll.registry().deregister(&mut slot.conn.sock);
-        Some(slot)
     }
 
     /// Before a read (or total) deadline is declared: bytes may be waiting that the

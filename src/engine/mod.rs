@@ -1,11 +1,14 @@
 //! The engine: one single-threaded mio event loop driving many requests.
 //!
-//! The driver is three files: this one (the `Engine`, the loop `step`, the dispatch
-//! of readiness, resolver answers and fired timers, and admission under
-//! `--concurrency` and `--rate`), `task.rs` (a task's way from admission to its
-//! `Outcome`) and `conns.rs` (opening, using, pooling and closing connections). Only
-//! these call across the seams; each seam is a type or pure function of its own that
-//! calls no other seam:
+//! The driver is one `impl Engine` over several files, split by what it drives:
+//! this one (the `Engine`, the loop `step`, the dispatch of readiness and resolver
+//! answers), `fill.rs` (admission under `--concurrency`, the parking area and
+//! `--rate`), `timers.rs` (the wheel's clock and fired timers), `task.rs` (a task's
+//! way from admission to its `Outcome`), `gate.rs` (the per-host politeness gate
+//! before a hop), `conns.rs` (opening and using connections), `pipeline.rs`
+//! (requests queued on a connection with room) and `release.rs` (pooling or
+//! closing a connection after use). Only these call across the seams; each seam is
+//! a type or pure function of its own that calls no other seam:
 //!
 //! | seam | owns | answers |
 //! |---|---|---|
@@ -17,6 +20,8 @@
 //! | `retry` | the retry rules and backoff (pure) | retry or not, the delay |
 //! | `deadline` | a task's deadlines and its wheel entry | which one fired, its error |
 //! | `rate` | `--rate` pacing | start now, or when |
+//! | `shared` | what the engines of one run share (pacer, per-host counts, politeness) | may open, wait |
+//! | `politeness` | per host: pause, AIMD limit, `--rate-per-host` | go, wait until, full |
 //! | `attempt` | per-attempt state, the `Outcome` | |
 //! | `park` | tasks waiting outside a slot until a time | ready ones; full |
 //! | `idle` | the order connections went idle (all hosts) | the oldest |
@@ -61,6 +66,7 @@ mod deadline;
 mod dial;
 mod embed;
 mod exchange;
+mod fill;
 mod gate;
 mod idle;
 mod overrides;
@@ -71,9 +77,11 @@ mod pool;
 mod race;
 mod rate;
 mod redirect;
+mod release;
 mod retry;
 mod shared;
 mod task;
+mod timers;
 
 pub use crate::socket::raise_fd_limit;
 pub use api::{
@@ -412,214 +420,6 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         while let Some(c) = self.pool.take_any_idle() {
             self.close_conn(c);
-        }
-    }
-
-    // ----- time -------------------------------------------------------------------
-
-    fn now_ms_floor(&self) -> u64 {
-        self.now
-            .saturating_duration_since(self.wheel.instant(0))
-            .as_millis() as u64
-    }
-
-    fn deadline_ms(&self, after: Duration) -> u64 {
-        self.wheel.ms(self.now + after)
-    }
-
-    fn expire(&mut self) {
-        let now = self.now_ms_floor();
-        let mut fired = std::mem::take(&mut self.fired);
-        self.wheel.advance(now, &mut fired);
-        for t in fired.drain(..) {
-            self.now = Instant::now();
-            match t {
-                TimerRef::Task(k) => self.task_deadline(k),
-                TimerRef::Wake(k) => self.task_wake(k),
-                TimerRef::Race(k) => {
-                    if self
-                        .tasks
-                        .get(k)
-                        .is_some_and(|t| t.state == TaskState::Dialing)
-                    {
-                        let step = self.with_dialer(k, None, |d, ctx, _, _, _| d.on_timer(ctx));
-                        self.dial_step(k, step);
-                    }
-                }
-                TimerRef::Idle(c) => {
-                    if let Some(s) = self.conns.get_mut(c) {
-                        s.idle_timer = None;
-                        self.remove_idle(c);
-                        self.close_conn(c);
-                    }
-                }
-                TimerRef::Rate => self.rate_timer = false,
-                TimerRef::Continue(k) => self.continue_timer(k),
-                TimerRef::Recheck => self.recheck(),
-            }
-        }
-        self.fired = fired;
-    }
-
-    fn set_phase(&mut self, t: usize, phase: deadline::Phase) {
-        let after = match phase {
-            deadline::Phase::Connect => self.tasks[t].settings.connect_timeout,
-            deadline::Phase::Read => self.tasks[t].settings.read_timeout,
-        };
-        let d = self.deadline_ms(after);
-        let tag = TimerRef::Task(t);
-        self.tasks[t]
-            .deadlines
-            .set_phase(phase, d, &mut self.wheel, tag);
-    }
-
-    /// Pushes the read deadline forward after progress (cheap when it has not moved).
-    fn touch_read(&mut self, t: usize) {
-        let d = self.deadline_ms(self.tasks[t].settings.read_timeout);
-        let tag = TimerRef::Task(t);
-        self.tasks[t].deadlines.touch_read(d, &mut self.wheel, tag);
-    }
-
-    fn task_deadline(&mut self, t: usize) {
-        let now = self.now_ms_floor();
-        let Some(task) = self.tasks.get_mut(t) else {
-            return;
-        };
-        let Some(fired) = task
-            .deadlines
-            .fired(now, &mut self.wheel, TimerRef::Task(t))
-        else {
-            return;
-        };
-        if self.cfg.pipeline > 1 && self.pipeline_deadline(t, fired) {
-            return;
-        }
-        let total = fired == deadline::Fired::Total;
-        if fired != deadline::Fired::Phase(deadline::Phase::Connect) && self.look_first(t, total) {
-            return;
-        }
-        let Some(task) = self.tasks.get_mut(t) else {
-            return;
-        };
-        let timeouts = deadline::Timeouts {
-            connect: task.settings.connect_timeout,
-            read: task.settings.read_timeout,
-            total: task.settings.total_timeout,
-        };
-        let a = &task.a;
-        let host = a.url(&task.first).host();
-        let conn = a.conn.and_then(|c| self.conns.get(c)).map(|s| &s.conn);
-        let doing = task.doing(conn, &host);
-        let error = deadline::error(fired, doing, timeouts);
-        self.fail(t, error, false);
-    }
-
-    fn task_wake(&mut self, t: usize) {
-        let Some(task) = self.tasks.get_mut(t) else {
-            return;
-        };
-        task.wake = None;
-        if task.state == TaskState::Queued {
-            // A file-descriptor wait: the task kept its slot.
-            self.start_attempt(t);
-        }
-    }
-
-    // ----- scheduling -------------------------------------------------------------
-
-    /// Starts queued retries and new requests while slots are free. Called at the
-    /// start and end of a turn and whenever a request finishes, so a freed slot (and
-    /// its now idle connection) is reused at once rather than after the rest of the
-    /// turn's events. Re-entry (a request that fails at once inside `fill`) returns
-    /// immediately: the outer loop goes on.
-    fn fill(&mut self) {
-        if self.stopped() || self.filling {
-            return;
-        }
-        self.filling = true;
-        self.fill_slots();
-        self.filling = false;
-    }
-
-    /// True when the tasks waiting outside a slot — parked for a time, or in a
-    /// host's queue (`gate.rs`) — fill the parking area: no new request is pulled.
-    fn park_full(&self) -> bool {
-        let queued = self.waiting.queued();
-        self.park.is_full() || self.park.len() + queued >= self.park.capacity()
-    }
-
-    fn fill_slots(&mut self) {
-        while self.active < self.cfg.concurrency {
-            if let Some(t) = self.waiting.ready.pop_front() {
-                // Let go by the gate: its hop (not a new attempt) starts.
-                self.active += 1;
-                self.start_hop(t);
-                continue;
-            }
-            if let Some(t) = self.park.pop_ready(self.now) {
-                if let Some(task) = self.tasks.get_mut(t) {
-                    match task.state {
-                        TaskState::Backoff => {
-                            task.state = TaskState::Queued;
-                            self.active += 1;
-                            self.start_attempt(t);
-                        }
-                        TaskState::Parked => {
-                            // Its host's pause or pace is over: its hop (not a new
-                            // attempt) starts.
-                            self.unpark_out(t);
-                            self.active += 1;
-                            self.start_hop(t);
-                        }
-                        _ => {}
-                    }
-                }
-                continue;
-            }
-            // A full park holds back new requests: memory stays bounded by -c.
-            if self.park_full() {
-                break;
-            }
-            // The request is pulled before `--rate` is asked, and held while the
-            // rate says wait: so the end of the input is seen at once, not one rate
-            // interval after the last request.
-            let req = match self.held_request.take() {
-                Some(r) => r,
-                None if self.source_done => break,
-                None => match self.source.next_request() {
-                    Some(r) => r,
-                    None => {
-                        if self.source.is_exhausted() {
-                            self.source_done = true;
-                        }
-                        break;
-                    }
-                },
-            };
-            if !self.rate_take() {
-                self.held_request = Some(req);
-                break;
-            }
-            self.admit(req);
-        }
-    }
-
-    /// True when `--rate` lets a request start now (the start is taken); else arms
-    /// a wake-up. No lock without a rate.
-    fn rate_take(&mut self) -> bool {
-        if self.cfg.rate <= 0.0 {
-            return true;
-        }
-        match self.cfg.shared.rate_take(self.now) {
-            Ok(()) => true,
-            Err(at) => {
-                if !self.rate_timer {
-                    let ms = self.wheel.ms(at);
-                    self.wheel.insert(ms, TimerRef::Rate);
-                    self.rate_timer = true;
-                }
-                false
-            }
         }
     }
 
