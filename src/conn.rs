@@ -6,6 +6,7 @@
 //! plaintext reader, and `write_tls` whenever rustls wants to write. A TLS peer that
 //! sends close_notify ends a close-delimited body cleanly; a bare TCP EOF there is
 //! reported as `truncated` (the body cannot be known complete).
+//! The TLS methods and the TLS write path are in `conn/tls.rs`.
 //!
 //! The connection never reads the clock and knows nothing of deadlines or requests'
 //! fate: the engine passes bytes in and decides. Invariants:
@@ -28,7 +29,10 @@ use crate::codec::response::{Event, FieldSpan, Head, ResponseDecoder};
 use crate::codec::Limits;
 use crate::error::{Error, ErrorKind};
 use crate::socket::{Peer, Socket};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+
+mod tls;
+use tls::write_tls;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,16 +147,6 @@ pub fn connect_error(e: &io::Error, peer: &Peer) -> Error {
 }
 
 impl Conn {
-    /// The TLS details, read once per connection (`None` without TLS).
-    pub fn tls_info(&mut self) -> Option<std::sync::Arc<crate::engine::api::TlsInfo>> {
-        let tls = self.tls.as_deref()?;
-        Some(
-            self.tls_info
-                .get_or_insert_with(|| std::sync::Arc::new(crate::engine::api::TlsInfo::of(tls)))
-                .clone(),
-        )
-    }
-
     /// Starts a non-blocking connect to `peer`.
     pub fn connect(peer: Peer, limits: Limits) -> io::Result<Conn> {
         let sock = Socket::connect(&peer)?;
@@ -172,92 +166,6 @@ impl Conn {
             carry: false,
             paused: false,
         })
-    }
-
-    /// Starts a TLS client session over the connected socket.
-    pub fn start_tls(
-        &mut self,
-        config: std::sync::Arc<rustls::ClientConfig>,
-        name: rustls::pki_types::ServerName<'static>,
-    ) -> Result<(), Error> {
-        let c = rustls::ClientConnection::new(config, name)
-            .map_err(|e| Error::new(ErrorKind::Tls, crate::tls::describe(&e)))?;
-        self.tls = Some(Box::new(c));
-        self.phase = Phase::Handshaking;
-        Ok(())
-    }
-
-    /// Drives the handshake: `Ok(true)` once complete, `Ok(false)` while it waits
-    /// for the peer, `Err` when it failed: kind `tls` when TLS itself failed,
-    /// `closed` when the TCP connection closed or reset under it.
-    pub fn handshake(&mut self) -> Result<bool, Error> {
-        let tls = self.tls.as_mut().expect("handshake without TLS");
-        loop {
-            while tls.wants_write() {
-                match tls.write_tls(&mut self.sock) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(handshake_io_error(e)),
-                }
-            }
-            if !tls.is_handshaking() {
-                return Ok(true);
-            }
-            match tls.read_tls(&mut self.sock) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::Closed,
-                        "connection closed during the TLS handshake",
-                    ))
-                }
-                Ok(_) => {
-                    if let Err(e) = tls.process_new_packets() {
-                        // Tell the peer why (the alert), best effort.
-                        let _ = tls.write_tls(&mut self.sock);
-                        return Err(Error::new(ErrorKind::Tls, crate::tls::describe(&e)));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !tls.wants_write() {
-                        return Ok(false);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(handshake_io_error(e)),
-            }
-        }
-    }
-
-    /// Reads plaintext: from the socket, or through TLS. `Ok(0)` is a clean end
-    /// (TCP EOF, or TLS close_notify); a TLS peer that closes TCP without
-    /// close_notify gives `UnexpectedEof`.
-    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(tls) = self.tls.as_mut() else {
-            return self.sock.read(buf);
-        };
-        loop {
-            match tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            match tls.read_tls(&mut self.sock) {
-                Ok(_) => {
-                    let r = tls.process_new_packets();
-                    if tls.wants_write() {
-                        let _ = tls.write_tls(&mut self.sock);
-                    }
-                    if let Err(e) = r {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("TLS: {}", crate::tls::describe(&e)),
-                        ));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     /// After a writable event while connecting: `Ok(true)` once connected,
@@ -546,63 +454,6 @@ fn decode_all(
             Flow::Pause => return Ok((pos, Halt::Paused)),
         }
     }
-}
-
-/// Moves `wbuf[*wpos..]` into the TLS session and the session's records to the
-/// socket; (done, moved) as [`Conn::write`].
-fn write_tls(
-    tls: &mut rustls::ClientConnection,
-    sock: &mut Socket,
-    wbuf: &[u8],
-    wpos: &mut usize,
-) -> Result<(bool, bool), Error> {
-    let mut moved = false;
-    while *wpos < wbuf.len() {
-        match tls.writer().write(&wbuf[*wpos..]) {
-            Ok(0) => break, // rustls' buffer is full: flush records first
-            Ok(n) => *wpos += n,
-            Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
-        }
-    }
-    loop {
-        while tls.wants_write() {
-            match tls.write_tls(sock) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::Closed,
-                        "connection closed while sending the request",
-                    ))
-                }
-                Ok(_) => moved = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, moved)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(send_error(e)),
-            }
-        }
-        if *wpos >= wbuf.len() {
-            return Ok((true, moved));
-        }
-        match tls.writer().write(&wbuf[*wpos..]) {
-            Ok(0) => return Ok((false, moved)),
-            Ok(n) => *wpos += n,
-            Err(e) => return Err(Error::new(ErrorKind::Closed, format!("TLS write: {e}"))),
-        }
-    }
-}
-
-/// A socket error during the TLS handshake: the peer closed or reset the TCP
-/// connection (`closed`, retryable like any other close) — not a TLS failure, which
-/// only the TLS layer itself reports.
-fn handshake_io_error(e: io::Error) -> Error {
-    let what = if is_reset(&e) {
-        "connection reset"
-    } else {
-        "connection failed"
-    };
-    Error::new(
-        ErrorKind::Closed,
-        format!("{what} during the TLS handshake: {e}"),
-    )
 }
 
 /// A failed send: the peer closed or reset the connection.
