@@ -2,7 +2,7 @@
 //! `volley report FILE...` over the JSON Lines of earlier runs. See
 //! `../shared/contract.md` (and docs/) for the contract.
 //!
-//! Module map: `cli` (options), `shard` (`--shard`), `input` (the target stream),
+//! Module map: `cli` (options), `parse` (option values and their ranges), `shard` (`--shard`), `input` (the target stream),
 //! `resume` (`--resume`), `run` (workers and the summary), `handler` (outcomes →
 //! lines), `filter`, `title`, `format` (jsonl/csv/text), `writer` (the writer thread
 //! and back-pressure), `summary` (counts, histograms, top-k), `report`, `bitset` and
@@ -15,6 +15,7 @@ mod format;
 mod handler;
 mod html;
 mod input;
+mod parse;
 mod report;
 mod resume;
 mod run;
