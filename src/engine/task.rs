@@ -3,9 +3,9 @@
 //! slot, ended by a hand-off from the work list or a note from another engine), and
 //! at the end a retry or its one `Outcome` (`Cancelled` at a stop).
 //!
-//! This file is the second part of the driver, with `mod.rs` (the loop and the
-//! dispatch) and `conns.rs` (the connections): these three are the only files that
-//! call across the seams, and they call the seams only, never a seam's insides.
+//! This file is part of the driver, with `mod.rs` (the loop and the dispatch),
+//! `conns.rs` (the connections) and the other driver files listed in `mod.rs`: only
+//! they call across the seams, and they call the seams only, never a seam's insides.
 //!
 //! Invariants:
 //! - a task holds at most one of: a pool slot reserved for its dial, a connection,
