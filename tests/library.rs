@@ -582,6 +582,86 @@ fn cancel_by_tag_in_flight_and_in_backoff() {
     }
 }
 
+/// Requests held back by their host's pace (`rate_per_host`: parked, holding no
+/// slot) are cancelled too, each with its one `Cancelled`, and the engine's count of
+/// requests in flight stays exact (it went below zero before: a panic in debug).
+#[test]
+fn cancel_a_request_parked_by_its_host_pace() {
+    let srv = holding();
+    let reqs: Vec<Request> = [10, 20, 30]
+        .into_iter()
+        .map(|tag| Request {
+            tag,
+            url: srv.url(&format!("/{tag}")),
+            spec: Arc::default(),
+        })
+        .collect();
+    let cfg = Config {
+        rate_per_host: 0.01, // one start per 100 s: the second and third wait
+        ..cfg()
+    };
+    let mut e = Engine::new(cfg, reqs.into_iter().fuse(), Collect::default()).unwrap();
+    let limit = Instant::now() + Duration::from_secs(20);
+    while srv.requests.lock().unwrap().is_empty() || e.stats().parked != 2 {
+        assert!(Instant::now() < limit, "never reached the state");
+        e.step(Some(Duration::from_millis(50))).unwrap();
+    }
+    assert_eq!(e.stats().active, 1);
+    assert!(e.cancel(20), "parked");
+    assert!(e.cancel(30), "parked");
+    assert_eq!(e.stats().active, 1, "the one in flight");
+    assert!(e.cancel(10), "in flight");
+    assert!(e.is_finished());
+    assert_eq!(e.stats().active, 0);
+    let outs = &e.handler().outcomes;
+    assert_eq!(outs.len(), 3);
+    for o in outs {
+        assert_eq!(o.error.as_ref().map(|e| e.kind), Some(ErrorKind::Cancelled));
+    }
+    // Nothing was sent for the two that waited.
+    let seen = srv.requests.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|r| !r.contains("/20") && !r.contains("/30")),
+        "{seen:?}"
+    );
+}
+
+/// A stop with requests parked by their host's pace: every request pulled gets its
+/// one `Cancelled`, and the count of requests in flight ends at zero.
+#[test]
+fn stop_with_requests_parked_by_their_host_pace() {
+    let srv = holding();
+    let reqs: Vec<Request> = [10, 20, 30]
+        .into_iter()
+        .map(|tag| Request {
+            tag,
+            url: srv.url(&format!("/{tag}")),
+            spec: Arc::default(),
+        })
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cfg = Config {
+        rate_per_host: 0.01,
+        stop: Some(stop.clone()),
+        ..cfg()
+    };
+    let mut e = Engine::new(cfg, reqs.into_iter().fuse(), Collect::default()).unwrap();
+    let limit = Instant::now() + Duration::from_secs(20);
+    while srv.requests.lock().unwrap().is_empty() || e.stats().parked != 2 {
+        assert!(Instant::now() < limit, "never reached the state");
+        e.step(Some(Duration::from_millis(50))).unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    e.step(Some(Duration::from_millis(10))).unwrap();
+    assert_eq!(e.stats().active, 0);
+    let outs = &e.handler().outcomes;
+    assert_eq!(outs.len(), 3);
+    for o in outs {
+        assert_eq!(o.error.as_ref().map(|e| e.kind), Some(ErrorKind::Cancelled));
+    }
+}
+
 /// Reads a request head and its body (Content-Length or chunked) from `s`: (head,
 /// body), or None at EOF.
 fn read_full_request(s: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {

@@ -8,7 +8,6 @@
 //! for the next request.
 
 use super::deadline;
-use super::task::TaskState;
 use super::{Engine, Handler, Source};
 use crate::error::{Error, ErrorKind};
 
@@ -53,9 +52,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if let Some(k) = task.wake.take() {
             self.wheel.cancel(k);
         }
-        // A parked task (retry backoff) holds no slot: `finish` gives one back, so
-        // count one in.
-        if task.state == TaskState::Backoff && self.park.remove(t) {
+        // A task waiting outside a slot (backoff, its host's queue, let go but not
+        // started) holds none: `finish` gives one back, so count one in.
+        if self.leave_wait(t) {
             self.active += 1;
         }
         // A request pipelined behind another leaves its connection, which then

@@ -156,6 +156,35 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.waiting.queued -= 1;
     }
 
+    /// Task `t` leaves whatever wait it is in outside a concurrency slot (retry
+    /// backoff in the park, its host's queue, a timed wait in the park, or the
+    /// queue of tasks let go), to be finished (a cancel, a stop). True when it held
+    /// no slot: the caller counts one in, as `finish` gives one back.
+    pub(super) fn leave_wait(&mut self, t: usize) -> bool {
+        match self.tasks[t].state {
+            TaskState::Backoff => {
+                self.park.remove(t);
+                true
+            }
+            TaskState::Parked => {
+                if self.tasks[t].timed {
+                    self.park.remove(t);
+                }
+                self.unpark_out(t);
+                true
+            }
+            TaskState::Queued => match self.waiting.ready.iter().position(|&w| w == t) {
+                Some(i) => {
+                    self.waiting.ready.remove(i);
+                    true
+                }
+                // A file-descriptor wait keeps its slot.
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Task `t`, waiting in its host's queue, may look again: it queues for a slot
     /// (before new requests).
     fn unpark(&mut self, t: usize) {

@@ -221,6 +221,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if !stalled {
             return false;
         }
+        // Its answer may be waiting unread (a busy turn): read before declaring.
+        if self.look_first(t, false) {
+            return true;
+        }
+        let Some(slot) = self.conns.get_mut(c) else {
+            return false;
+        };
         self.pool.stop_pipelining(slot.key());
         self.tasks[t].a.conn = None;
         self.release_conn(c, true);

@@ -424,22 +424,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
             );
             self.done_unstarted(req, e);
         }
-        // Parked tasks hold no slot: counted in below, as `finish` gives one back;
-        // so are the tasks the gate let go that wait for a slot.
+        // Tasks waiting outside a slot are counted in as each is finished (`finish`
+        // gives one back). Each is asked in its turn, not before the loop: finishing
+        // one lets the head of its host's queue go, into the queue of tasks let go.
+        // The park is emptied first (its tasks are all finished below), so taking
+        // each out of it costs nothing.
         self.park.clear();
-        for _ in self.waiting.ready.drain(..) {
-            self.active += 1;
-        }
         let keys: Vec<usize> = self.tasks.iter().map(|(k, _)| k).collect();
         for t in keys {
             if !self.tasks.contains(t) {
                 continue;
             }
-            if self.tasks[t].state == TaskState::Backoff {
-                self.active += 1;
-            }
-            if self.tasks[t].state == TaskState::Parked {
-                self.unpark_out(t);
+            if self.leave_wait(t) {
                 self.active += 1;
             }
             self.give_back(t);

@@ -149,7 +149,7 @@ pub struct Opts {
     #[arg(help_heading = "Scheduling", long = "per-host", default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=MAX_CONCURRENCY))]
     pub per_host: u32,
     /// Requests outstanding per keep-alive connection (GET, HEAD, OPTIONS only).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(help_heading = "Scheduling", long, default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pipeline: u32,
     /// New requests per second (0 = no limit).
     #[arg(help_heading = "Scheduling", long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_rate)]

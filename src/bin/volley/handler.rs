@@ -199,6 +199,7 @@ impl Handler for Probe {
         // A request cancelled at a stop is not a result: no line, not counted, so
         // `--resume` redoes it.
         if o.error.as_ref().map(|e| e.kind) == Some(volley::ErrorKind::Cancelled) {
+            self.flights.remove(&o.tag);
             return;
         }
         let soft404 = self.opts.calibrate.then(|| verdict.and_then(|v| v.soft404));
