@@ -227,7 +227,7 @@ impl ServerCertVerifier for PinnedVerifier {
 }
 
 /// Reads one DER TLV at the start of `b`: (tag, whole TLV length, content range).
-fn der_tlv(b: &[u8]) -> Option<(u8, usize, std::ops::Range<usize>)> {
+pub(crate) fn der_tlv(b: &[u8]) -> Option<(u8, usize, std::ops::Range<usize>)> {
     let tag = *b.first()?;
     let l0 = *b.get(1)? as usize;
     let (len, hdr) = if l0 < 0x80 {

@@ -23,25 +23,11 @@ pub struct CertInfo {
     pub pin_sha256: Option<String>,
 }
 
-/// One DER element: (tag, its content, what follows it).
+/// One DER element: (tag, its content, what follows it). The length rules are
+/// `tls::der_tlv`'s, the one DER reader of the crate.
 fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let l0 = usize::from(*b.get(1)?);
-    let (len, hdr) = if l0 < 0x80 {
-        (l0, 2)
-    } else {
-        let n = l0 & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*b.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    (end <= b.len()).then(|| (tag, &b[hdr..end], &b[end..]))
+    let (tag, end, content) = crate::tls::der_tlv(b)?;
+    Some((tag, &b[content], &b[end..]))
 }
 
 /// The elements of a constructed value's content.
