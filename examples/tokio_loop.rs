@@ -104,8 +104,8 @@ fn main() -> io::Result<()> {
     let outcomes = fetch_all(Config::default(), urls, Arc::default())?;
     for o in outcomes {
         match (&o.error, o.status) {
-            (Some(e), _) => println!("#{} {} failed: {e}", o.tag, o.url),
-            (_, status) => println!("#{} {} {status:?}, {} bytes", o.tag, o.url, o.bytes),
+            (Some(e), _) => println!("#{} {} failed: {e}", o.tag, o.url()),
+            (_, status) => println!("#{} {} {status:?}, {} bytes", o.tag, o.url(), o.bytes),
         }
     }
     Ok(())

@@ -2,10 +2,19 @@
 //! a request needs (origin-form target, Host value, pool key).
 //!
 //! Invariants: a [`Target`] always has scheme http or https, a non-empty host (IDN
-//! names already in punycode, IPv6 in brackets in the Host value), and a port.
-//! Anything else is refused with `invalid_url` and a detail saying why, as is an
-//! input longer than [`MAX_INPUT`] bytes. Only a scheme at the very start of the input
-//! (`name://`, RFC 3986 scheme syntax) counts as one: `host/?next=http://x` is a host.
+//! names already in punycode, IPv6 in brackets in the Host value), and a port; its
+//! text is what the url crate serializes for the input (fragment removed). Anything
+//! else is refused with `invalid_url` and a detail saying why, as is an input longer
+//! than [`MAX_INPUT`] bytes. Only a scheme at the very start of the input (`name://`,
+//! RFC 3986 scheme syntax) counts as one: `host/?next=http://x` is a host.
+//!
+//! Cost: an input already in that form (the common case: `http://host:port/path`)
+//! is recognised by `fast` without allocating, and [`Target::parse_owned`] keeps the
+//! caller's string as the target's text; anything else goes through the url crate.
+//! The parsed [`Url`] is made again only where a rare feature needs it (redirects,
+//! cookies, URL credentials).
+
+mod fast;
 
 use crate::error::{Error, ErrorKind};
 use std::net::IpAddr;
@@ -14,8 +23,16 @@ use url::{Host, Url};
 /// A parsed, usable http/https URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The URL (fragment removed).
-    pub url: Url,
+    /// The URL's text (fragment removed), as the url crate serializes it.
+    text: String,
+    /// The host's byte range in `text` (IPv6 with its brackets).
+    host: (u32, u32),
+    /// Where the path starts in `text` (the rest is path and query).
+    path: u32,
+    /// The text names the port (it is not the scheme's default).
+    explicit_port: bool,
+    /// The text has `user[:password]@`.
+    userinfo: bool,
     /// True for https.
     pub tls: bool,
     /// The host as an IP address, when it is a literal.
@@ -43,6 +60,11 @@ fn has_scheme(s: &str) -> bool {
     name > 0 && b[0].is_ascii_alphabetic() && b[name..].starts_with(b"://")
 }
 
+/// Offset of `part` (a slice of `whole`) in `whole`.
+fn offset(whole: &str, part: &str) -> u32 {
+    (part.as_ptr() as usize - whole.as_ptr() as usize) as u32
+}
+
 impl Target {
     /// Parses a line of input: trimmed; `http://` is put in front unless it begins
     /// with a scheme (`name://`). Inputs longer than [`MAX_INPUT`] bytes (before
@@ -53,11 +75,86 @@ impl Target {
     /// assert_eq!((t.host(), t.port, t.host_header().as_str()), ("::1", 8080, "[::1]:8080"));
     /// ```
     pub fn parse(input: &str) -> Result<Target, Error> {
+        Self::check_len(input)?;
+        match fast::scan(input) {
+            Some(s) => Ok(Self::from_scan(input, s, None)),
+            None => Self::parse_slow(input),
+        }
+    }
+
+    /// As [`Target::parse`], taking the input string: when it already is the
+    /// target's text (the common case) it becomes that text, without a copy, and
+    /// `None` comes back beside the target; otherwise the input comes back
+    /// (`Some`) and the target has text of its own. On error the input comes back
+    /// with it.
+    ///
+    /// ```
+    /// use volley::target::Target;
+    /// let (t, input) = Target::parse_owned("http://h/a".to_string()).unwrap();
+    /// assert_eq!((t.as_str(), input), ("http://h/a", None));
+    /// let (t, input) = Target::parse_owned("h/a".to_string()).unwrap();
+    /// assert_eq!((t.as_str(), input.as_deref()), ("http://h/a", Some("h/a")));
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn parse_owned(input: String) -> Result<(Target, Option<String>), (String, Error)> {
+        if let Err(e) = Self::check_len(&input) {
+            return Err((input, e));
+        }
+        match fast::scan(&input) {
+            Some(s) if !s.prefix && !s.slash => {
+                let t = Self::from_scan("", s, Some(input));
+                Ok((t, None))
+            }
+            Some(s) => Ok((Self::from_scan(&input, s, None), Some(input))),
+            None => match Self::parse_slow(&input) {
+                Ok(t) => Ok((t, Some(input))),
+                Err(e) => Err((input, e)),
+            },
+        }
+    }
+
+    fn check_len(input: &str) -> Result<(), Error> {
         if input.len() > MAX_INPUT {
             return Err(bad(format!(
                 "input longer than {MAX_INPUT} bytes (64 KiB); the rest of it was not read"
             )));
         }
+        Ok(())
+    }
+
+    /// A target from the fast scan of `input` (or of `owned`, which becomes the
+    /// text as it is: the scan then asked for neither prefix nor slash).
+    fn from_scan(input: &str, s: fast::Scan, owned: Option<String>) -> Target {
+        let (text, shift) = match owned {
+            Some(text) => (text, 0),
+            None => {
+                let shift = if s.prefix { 7 } else { 0 };
+                let mut text = String::with_capacity(input.len() + shift + 1);
+                if s.prefix {
+                    text.push_str("http://");
+                }
+                text.push_str(&input[..s.path]);
+                if s.slash {
+                    text.push('/');
+                }
+                text.push_str(&input[s.path..]);
+                (text, shift)
+            }
+        };
+        Target {
+            text,
+            host: ((s.host.0 + shift) as u32, (s.host.1 + shift) as u32),
+            path: (s.path + shift) as u32,
+            explicit_port: s.explicit_port,
+            userinfo: false,
+            tls: s.tls,
+            ip: s.ip.map(IpAddr::V4),
+            port: s.port,
+        }
+    }
+
+    /// Everything the fast scan is unsure of: the url crate decides.
+    fn parse_slow(input: &str) -> Result<Target, Error> {
         let s = input.trim();
         if s.is_empty() {
             return Err(bad("empty URL"));
@@ -91,13 +188,58 @@ impl Target {
         if port == 0 {
             return Err(bad("port 0"));
         }
-        Ok(Target { url, tls, ip, port })
+        let whole = url.as_str();
+        let h = url.host_str().unwrap_or("");
+        let host = (offset(whole, h), offset(whole, h) + h.len() as u32);
+        let path = offset(whole, url.path());
+        let explicit_port = url.port().is_some();
+        let userinfo = !url.username().is_empty() || url.password().is_some();
+        Ok(Target {
+            text: url.into(),
+            host,
+            path,
+            explicit_port,
+            userinfo,
+            tls,
+            ip,
+            port,
+        })
+    }
+
+    /// The URL as text (fragment removed).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The URL's text, taken.
+    pub fn into_string(self) -> String {
+        self.text
+    }
+
+    /// The URL parsed again by the url crate (for the rare features that need its
+    /// API: relative references, cookies, credentials).
+    pub fn to_url(&self) -> Result<Url, Error> {
+        Url::parse(&self.text).map_err(|e| bad(format!("{e}")))
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// True when the URL has `user[:password]@`.
+    pub fn has_userinfo(&self) -> bool {
+        self.userinfo
     }
 
     /// Resolves a Location value against this URL (relative references allowed).
     pub fn join(&self, location: &str) -> Result<Target, Error> {
         let url = self
-            .url
+            .to_url()?
             .join(location.trim())
             .map_err(|e| bad(format!("Location {location:?}: {e}")))?;
         Target::from_url(url)
@@ -105,17 +247,12 @@ impl Target {
 
     /// The origin-form request target: path and query.
     pub fn origin_form(&self) -> &str {
-        let u = &self.url;
-        let start = u.path().as_ptr() as usize - u.as_str().as_ptr() as usize;
-        let end = u.query().map_or(start + u.path().len(), |q| {
-            q.as_ptr() as usize - u.as_str().as_ptr() as usize + q.len()
-        });
-        &u.as_str()[start..end]
+        &self.text[self.path as usize..]
     }
 
     /// Host name (punycode, lower case) or IP literal, without brackets.
     pub fn host(&self) -> &str {
-        let h = self.url.host_str().unwrap_or("");
+        let h = self.host_for_header();
         h.strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(h)
@@ -123,12 +260,12 @@ impl Target {
 
     /// The host as the Host header writes it (IPv6 in brackets).
     pub fn host_for_header(&self) -> &str {
-        self.url.host_str().unwrap_or("")
+        &self.text[self.host.0 as usize..self.host.1 as usize]
     }
 
     /// The port, when the URL names one that is not the scheme's default.
     pub fn explicit_port(&self) -> Option<u16> {
-        self.url.port()
+        self.explicit_port.then_some(self.port)
     }
 
     /// The Host header value: host (IPv6 in brackets) and `:port` when not default.
@@ -147,7 +284,7 @@ mod tests {
     #[test]
     fn forms() {
         let t = Target::parse("  example.test  ").unwrap();
-        assert_eq!(t.url.as_str(), "http://example.test/");
+        assert_eq!(t.as_str(), "http://example.test/");
         assert_eq!((t.port, t.tls, t.origin_form()), (80, false, "/"));
         let t = Target::parse("https://Example.TEST:8443/a/b?x=1&y#frag").unwrap();
         assert_eq!(t.host(), "example.test");
@@ -180,7 +317,7 @@ mod tests {
             ("host", "http://host/"),
         ] {
             let t = Target::parse(input).unwrap_or_else(|e| panic!("{input}: {e:?}"));
-            assert_eq!(t.url.as_str(), url, "{input}");
+            assert_eq!(t.as_str(), url, "{input}");
         }
         for (input, scheme) in [
             ("ftp://x/", true),
@@ -222,10 +359,134 @@ mod tests {
         fn anything_after_a_host_keeps_http(rest in "[ -~]{0,40}") {
             let input = format!("host/{rest}");
             if let Ok(t) = Target::parse(&input) {
-                proptest::prop_assert_eq!(t.url.scheme(), "http");
+                proptest::prop_assert_eq!(t.scheme(), "http");
                 proptest::prop_assert_eq!(t.host(), "host");
             }
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// The fast path agrees with the url crate on every input it takes: the same
+        /// text, host, port, path offset and IP literal (`Target` equality).
+        #[test]
+        fn fast_path_agrees_with_the_url_crate(
+            scheme in proptest::sample::select(vec!["http://", "http://", "https://", "", "HTTP://", "//"]),
+            host in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "a", "a", "b-c", "b-c", "q", "1", "1", "0", "255", "255", "12",
+                "-", "xn--", "00", "256", "0x7f", "Ab", "_", "@", "%41", "1a",
+            ]), 1..5),
+            dots in proptest::collection::vec(proptest::bool::weighted(0.8), 5),
+            port in proptest::option::of(proptest::sample::select(vec![
+                "", "0", "80", "443", "8080", "080", "65535", "65536", "123456", "x",
+            ])),
+            path in proptest::option::of(proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![
+                    "a", "a", "a", "b.c", "b.c", "x", "-", "_", ".", ".", "..", "..", "%2e", "%2E",
+                    "%20", "~", ":", "@", "!$&()*+,;=", "'", " ", "`", "{", "}", "^", "|",
+                    "\\", "\"", "<", ">", "#", "\t", "é", "/",
+                ]), 0..3), 0..4)),
+            query in proptest::option::of(proptest::collection::vec(proptest::sample::select(vec![
+                "a=1", "a=1", "b", "&", "&", ".", "/", "?", "%zz", "'", "\"", "<", ">", "`", "{}",
+                "#f", " ", "^|\\",
+            ]), 0..4)),
+        ) {
+            let mut s = scheme.to_string();
+            for (k, h) in host.iter().enumerate() {
+                if k > 0 {
+                    s += if dots[k] { "." } else { "" };
+                }
+                s += h;
+            }
+            if let Some(p) = port {
+                s += &format!(":{p}");
+            }
+            for seg in path.iter().flatten() {
+                s.push('/');
+                s += &seg.concat();
+            }
+            if let Some(q) = query {
+                s += &format!("?{}", q.concat());
+            }
+            agrees(&s)?;
+        }
+
+        /// The same on inputs made of what the fast path takes (and dot segments).
+        #[test]
+        fn fast_path_agrees_on_clean_inputs(
+            tls in proptest::bool::ANY,
+            labels in proptest::collection::vec("[a-z0-9-]{1,4}", 1..4),
+            quad in proptest::option::of(proptest::collection::vec(0u16..300, 3..6)),
+            port in proptest::option::of(0u32..70000),
+            path in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "b.c", ".", "..", "%2e", "x%2E", "-_~", "!$&()*+,;=:@", "%41",
+            ]), 0..5),
+            query in proptest::option::of("[a-z0-9=&/?.%-]{0,6}"),
+        ) {
+            let mut s = if tls { "https://".to_string() } else { String::new() };
+            s += &match quad {
+                Some(q) => q.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("."),
+                None => labels.join("."),
+            };
+            if let Some(p) = port {
+                s += &format!(":{p}");
+            }
+            for seg in path {
+                s.push('/');
+                s += seg;
+            }
+            if let Some(q) = query {
+                s += &format!("?{q}");
+            }
+            agrees(&s)?;
+        }
+    }
+
+    /// Target equality between the fast path and the url crate for `s`, and what
+    /// `parse_owned` gives back.
+    fn agrees(s: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let slow = Target::parse_slow(s);
+        if fast::scan(s).is_some() {
+            let fast = Target::parse(s);
+            proptest::prop_assert_eq!(&fast, &slow, "{}", s);
+            let (owned, input) = Target::parse_owned(s.to_string()).unwrap();
+            proptest::prop_assert_eq!(Ok(owned), slow);
+            proptest::prop_assert!(input.is_none() || input.as_deref() == Some(s));
+        } else {
+            proptest::prop_assert_eq!(Target::parse(s), slow);
+        }
+        Ok(())
+    }
+
+    /// The fast path takes the inputs it is for, and keeps the string it was given.
+    #[test]
+    fn owned_input_is_kept_without_a_copy() {
+        let input = "http://127.0.0.1:8080/p/1?x=y".to_string();
+        let at = input.as_ptr();
+        let (t, rest) = Target::parse_owned(input).unwrap();
+        assert_eq!((t.as_str().as_ptr(), rest), (at, None));
+        assert_eq!(
+            (t.host(), t.port, t.origin_form()),
+            ("127.0.0.1", 8080, "/p/1?x=y")
+        );
+        assert_eq!(t.ip, Some("127.0.0.1".parse().unwrap()));
+        let (t, rest) = Target::parse_owned("Host.test".to_string()).unwrap();
+        assert_eq!(
+            (t.as_str(), rest.as_deref()),
+            ("http://host.test/", Some("Host.test"))
+        );
+        let (rest, e) = Target::parse_owned("http://h:0/".to_string()).unwrap_err();
+        assert_eq!(
+            (rest.as_str(), e.kind),
+            ("http://h:0/", ErrorKind::InvalidUrl)
+        );
+        let t = Target::parse("https://u:p@h.test:8443/a#f").unwrap();
+        assert!(t.has_userinfo());
+        assert_eq!(
+            (t.as_str(), t.host_header().as_str()),
+            ("https://u:p@h.test:8443/a", "h.test:8443")
+        );
+        assert_eq!(t.to_url().unwrap().username(), "u");
     }
 
     #[test]
@@ -247,13 +508,10 @@ mod tests {
     #[test]
     fn join() {
         let t = Target::parse("http://h/a/b").unwrap();
-        assert_eq!(t.join("c").unwrap().url.as_str(), "http://h/a/c");
-        assert_eq!(t.join("/x?y").unwrap().url.as_str(), "http://h/x?y");
-        assert_eq!(
-            t.join("//other:8/").unwrap().url.as_str(),
-            "http://other:8/"
-        );
-        assert_eq!(t.join("https://s/").unwrap().url.as_str(), "https://s/");
+        assert_eq!(t.join("c").unwrap().as_str(), "http://h/a/c");
+        assert_eq!(t.join("/x?y").unwrap().as_str(), "http://h/x?y");
+        assert_eq!(t.join("//other:8/").unwrap().as_str(), "http://other:8/");
+        assert_eq!(t.join("https://s/").unwrap().as_str(), "https://s/");
         assert!(t.join("ftp://s/").is_err());
     }
 }

@@ -339,8 +339,8 @@ fn redirects_followed_and_reported() {
     );
     let o = &r.outcomes[0];
     assert_eq!(o.status, Some(200));
-    assert_eq!(o.final_url, s.url("/c?x=1"));
-    assert_eq!(o.url, s.url("/a"));
+    assert_eq!(o.final_url(), s.url("/c?x=1"));
+    assert_eq!(o.url(), s.url("/a"));
     let chain: Vec<(String, u16)> = o
         .redirects
         .iter()

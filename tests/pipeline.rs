@@ -94,7 +94,7 @@ fn piped(n: usize, concurrency: usize, per_host: usize) -> Config {
 fn assert_all_ok(r: &Collect, urls: &[String], head: bool) {
     for (o, u) in r.outcomes.iter().zip(urls) {
         assert_eq!((o.status, o.error.as_ref()), (Some(200), None), "{o:?}");
-        assert_eq!(&o.url, u);
+        assert_eq!(o.url(), u);
         assert_eq!(o.attempts, 1, "{o:?}");
         assert!(o.timings.ttfb.is_some(), "{o:?}");
         let body = r.bodies.get(&o.tag).cloned().unwrap_or_default();
@@ -370,8 +370,8 @@ proptest! {
             assert_all_ok(&many, &list, head);
         }
         for o in &many.outcomes {
-            prop_assert_eq!(o.redirects.len(), usize::from(follow && o.url.contains("/redirect/")));
-            prop_assert!(o.final_url.ends_with(&format!("/p{}", o.tag)), "{:?}", o);
+            prop_assert_eq!(o.redirects.len(), usize::from(follow && o.url().contains("/redirect/")));
+            prop_assert!(o.final_url().ends_with(&format!("/p{}", o.tag)), "{:?}", o);
         }
     }
 }

@@ -270,26 +270,14 @@ mod tests {
     }
 
     fn outcome(tag: u64, status: Option<u16>) -> Outcome {
-        Outcome {
-            tag,
-            input: String::new(),
-            url: String::new(),
-            final_url: "http://a.example/x".into(),
-            status,
-            error: status
-                .is_none()
-                .then(|| crate::Error::new(crate::ErrorKind::ConnectRefused, "refused")),
-            content_length: None,
-            bytes: 0,
-            capped: false,
-            location: None,
-            redirects: Vec::new(),
-            timings: Default::default(),
-            attempts: 1,
-            peer: None,
-            tls: None,
-            headers: None,
-        }
+        let mut o =
+            Outcome::new(tag, String::new()).with_urls(String::new(), "http://a.example/x".into());
+        o.status = status;
+        o.error = status
+            .is_none()
+            .then(|| crate::Error::new(crate::ErrorKind::ConnectRefused, "refused"));
+        o.attempts = 1;
+        o
     }
 
     /// Probes first, targets parked up to the cap, released when the host's probes are

@@ -93,8 +93,8 @@ fn fuzz_in_authority(base: &str) -> bool {
 /// front when there is no `://`); `None` for an unusable URL.
 pub fn host_key(url: &str) -> Option<(String, Url)> {
     let t = crate::target::Target::parse(url).ok()?;
-    let key = format!("{}://{}:{}", t.url.scheme(), t.host(), t.port);
-    Some((key, t.url))
+    let key = format!("{}://{}:{}", t.scheme(), t.host(), t.port);
+    Some((key, t.to_url().ok()?))
 }
 
 /// The word of a wordlist target: `url` with the base's text around `FUZZ` (or the
@@ -417,7 +417,7 @@ impl Shared {
         let soft404 = match (&t.sig, o.status, &fingerprint) {
             (None, _, _) => None,
             (Some(sig), Some(status), Some(fp)) if o.error.is_none() => {
-                let base = Url::parse(&o.final_url).ok();
+                let base = Url::parse(o.final_url()).ok();
                 sig.judge(&Observation::new(
                     status,
                     o.location.as_deref(),

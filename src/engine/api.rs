@@ -168,10 +168,11 @@ pub struct Outcome {
     pub tag: u64,
     /// The URL as the request gave it.
     pub input: String,
-    /// Absolute URL of the first request (the input when it was not a valid URL).
-    pub url: String,
-    /// URL of the last request made.
-    pub final_url: String,
+    /// The first request's absolute URL when it is not `input` itself
+    /// ([`Outcome::url`]); `None` spares a copy of the usual, already absolute input.
+    url: Option<String>,
+    /// The last request's URL when it is not the first's ([`Outcome::final_url`]).
+    final_url: Option<String>,
     /// Status of the final response, if one arrived.
     pub status: Option<u16>,
     /// The error, if the request failed.
@@ -197,6 +198,56 @@ pub struct Outcome {
     pub tls: Option<Arc<TlsInfo>>,
     /// The final response's header fields, in order (with [`Config::keep_headers`]).
     pub headers: Option<Vec<(String, String)>>,
+}
+
+impl Outcome {
+    /// An outcome for the request `tag` with URL `input`, before anything happened:
+    /// no status, no error, no bytes, no attempt; its URLs are the input (see
+    /// [`Outcome::with_urls`]). For tests and adapters that make outcomes of their
+    /// own; the engine fills in the rest.
+    pub fn new(tag: u64, input: String) -> Outcome {
+        Outcome {
+            tag,
+            input,
+            url: None,
+            final_url: None,
+            status: None,
+            error: None,
+            content_length: None,
+            bytes: 0,
+            capped: false,
+            location: None,
+            redirects: Vec::new(),
+            timings: Timings::default(),
+            attempts: 0,
+            peer: None,
+            tls: None,
+            headers: None,
+        }
+    }
+
+    /// The same outcome with its first and final URLs set (each kept only when it
+    /// differs from what it would otherwise be).
+    pub fn with_urls(mut self, url: String, final_url: String) -> Outcome {
+        self.final_url = (final_url != url).then_some(final_url);
+        self.url = (url != self.input).then_some(url);
+        self
+    }
+
+    /// Absolute URL of the first request (the input when it was not a valid URL).
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(&self.input)
+    }
+
+    /// URL of the last request made (the first's, without redirects).
+    pub fn final_url(&self) -> &str {
+        self.final_url.as_deref().unwrap_or_else(|| self.url())
+    }
+
+    pub(crate) fn set_url_texts(&mut self, url: Option<String>, final_url: Option<String>) {
+        self.url = url;
+        self.final_url = final_url;
+    }
 }
 
 /// What `--tls-info` reports of a connection: read once per connection, shared by

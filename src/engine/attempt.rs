@@ -75,10 +75,10 @@ pub(crate) struct Identity {
     pub tag: u64,
     /// The input line.
     pub input: String,
-    /// The URL requested.
-    pub url: String,
-    /// The URL of the last hop.
-    pub final_url: String,
+    /// The URL requested, when it is not the input itself.
+    pub url: Option<String>,
+    /// The URL of the last hop, when it is not the first's.
+    pub final_url: Option<String>,
     /// Attempts made.
     pub attempts: u32,
 }
@@ -94,22 +94,19 @@ pub(crate) fn outcome(
 ) -> Outcome {
     let mut timings = a.timings;
     timings.total = a.started.map(|s| now.duration_since(s));
-    Outcome {
-        tag: id.tag,
-        input: id.input,
-        url: id.url,
-        final_url: id.final_url,
-        status: a.resp.status,
-        error,
-        content_length: a.resp.content_length,
-        bytes: a.resp.bytes,
-        capped: a.resp.capped,
-        location: a.resp.location.take(),
-        redirects: std::mem::take(&mut a.redirects),
-        timings,
-        attempts: id.attempts,
-        peer: a.peer,
-        tls: a.tls.take(),
-        headers: a.resp.headers.take(),
-    }
+    let mut o = Outcome::new(id.tag, id.input);
+    o.set_url_texts(id.url, id.final_url);
+    o.status = a.resp.status;
+    o.error = error;
+    o.content_length = a.resp.content_length;
+    o.bytes = a.resp.bytes;
+    o.capped = a.resp.capped;
+    o.location = a.resp.location.take();
+    o.redirects = std::mem::take(&mut a.redirects);
+    o.timings = timings;
+    o.attempts = id.attempts;
+    o.peer = a.peer;
+    o.tls = a.tls.take();
+    o.headers = a.resp.headers.take();
+    o
 }

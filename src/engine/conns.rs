@@ -199,7 +199,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             &RequestHead {
                 method,
                 target: &match via_proxy {
-                    Some(_) => credentials::absolute_form(&cur.url),
+                    Some(_) => credentials::absolute_form(cur),
                     None => cur.origin_form().into(),
                 },
                 host: cur.host_for_header(),
@@ -347,14 +347,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
             Sink {
                 handler: &mut self.handler,
                 tag: task.tag,
-                url: cur.url.as_str(),
+                url: cur.as_str(),
                 max_body: task.settings.max_body,
                 keep_headers: self.cfg.keep_headers,
             },
             |head, location, retry_after_field| {
                 let status = head.status;
                 if let Some(jar) = cookies {
-                    credentials::store_cookies(jar, &cur.url, head);
+                    credentials::store_cookies(jar, cur, head);
                 }
                 // What the host is told, and whether a 429/503 is retried.
                 let wait = retry_after_field.and_then(gate::retry_after);

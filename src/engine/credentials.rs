@@ -38,17 +38,23 @@ pub(crate) fn hop_headers(
     cur: &Target,
     jar: Option<&Mutex<Jar>>,
 ) -> Option<Vec<(String, String)>> {
-    let auth = if !cur.url.username().is_empty() || cur.url.password().is_some() {
-        crate::body::auth::basic_from_url(&cur.url)
-    } else if carry.credentials {
-        crate::body::auth::basic_from_url(&first.url)
+    let basic = |t: &Target| {
+        t.to_url()
+            .ok()
+            .and_then(|u| crate::body::auth::basic_from_url(&u))
+    };
+    let auth = if cur.has_userinfo() {
+        basic(cur)
+    } else if carry.credentials && first.has_userinfo() {
+        basic(first)
     } else {
         None
     };
     let cookie = jar.and_then(|j| {
+        let url = cur.to_url().ok()?;
         j.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .header(&cur.url, unix_now())
+            .header(&url, unix_now())
     });
     let drops = carry != Carry::ALL && headers.iter().any(|(n, _)| !carry.keeps(n));
     if auth.is_none() && cookie.is_none() && !drops {
@@ -85,18 +91,20 @@ pub(crate) fn hop_headers(
 
 /// The absolute-form request target for a proxy: the URL without its `user:pass@`
 /// (which goes in `Authorization`, never in the request line).
-pub(crate) fn absolute_form(url: &url::Url) -> std::borrow::Cow<'_, str> {
-    if url.username().is_empty() && url.password().is_none() {
-        return url.as_str().into();
+pub(crate) fn absolute_form(t: &Target) -> std::borrow::Cow<'_, str> {
+    if !t.has_userinfo() {
+        return t.as_str().into();
     }
-    let mut u = url.clone();
+    let Ok(mut u) = t.to_url() else {
+        return t.as_str().into();
+    };
     let _ = u.set_username("");
     let _ = u.set_password(None);
     String::from(u).into()
 }
 
 /// Stores the head's `Set-Cookie` fields, answered by `url`, in the jar.
-pub(crate) fn store_cookies(jar: &Mutex<Jar>, url: &url::Url, head: &ResponseHead<'_>) {
+pub(crate) fn store_cookies(jar: &Mutex<Jar>, t: &Target, head: &ResponseHead<'_>) {
     let mut set = head
         .headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"set-cookie"))
@@ -104,6 +112,10 @@ pub(crate) fn store_cookies(jar: &Mutex<Jar>, url: &url::Url, head: &ResponseHea
     if set.peek().is_none() {
         return;
     }
+    let Ok(url) = t.to_url() else {
+        return;
+    };
+    let url = &url;
     let now = unix_now();
     let mut jar = jar.lock().unwrap_or_else(|p| p.into_inner());
     for (_, v) in set {
@@ -161,10 +173,10 @@ mod tests {
     #[test]
     fn proxies_never_see_credentials_in_the_request_line() {
         let u = t("http://u:p@h:8080/a?b");
-        assert_eq!(absolute_form(&u.url), "http://h:8080/a?b");
+        assert_eq!(absolute_form(&u), "http://h:8080/a?b");
         let plain = t("http://h/x");
         assert!(matches!(
-            absolute_form(&plain.url),
+            absolute_form(&plain),
             std::borrow::Cow::Borrowed(_)
         ));
     }
@@ -173,7 +185,9 @@ mod tests {
     fn jar_cookies_join_the_users() {
         let jar = Mutex::new(Jar::default());
         let u = t("http://h/");
-        jar.lock().unwrap().store(&u.url, "j=1", unix_now());
+        jar.lock()
+            .unwrap()
+            .store(&u.to_url().unwrap(), "j=1", unix_now());
         let got = hop_headers(&h(&[("Cookie", "mine=2")]), Carry::ALL, &u, &u, Some(&jar));
         assert_eq!(got.unwrap(), h(&[("Cookie", "mine=2; j=1")]));
         // Cross-origin: the user's Cookie is dropped, the jar decides for itself.

@@ -84,7 +84,7 @@ pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Poli
         Some(next) if p.follow && is_redirect(status) => next,
         resolved => {
             return Decision::Final {
-                location: resolved.map(|r| r.url.to_string()),
+                location: resolved.map(Target::into_string),
             }
         }
     };
@@ -102,9 +102,9 @@ pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Poli
     let to_get = status == 303 && post_like
         || matches!(status, 301 | 302) && hop.method.eq_ignore_ascii_case("POST");
     let record = Redirect {
-        url: hop.url.url.to_string(),
+        url: hop.url.as_str().to_string(),
         status,
-        location: next.url.to_string(),
+        location: next.as_str().to_string(),
     };
     Decision::Follow {
         next,
@@ -206,7 +206,7 @@ mod tests {
                     record,
                     as_get,
                 } => {
-                    assert_eq!(next.url.as_str(), "http://a.test/z?q");
+                    assert_eq!(next.as_str(), "http://a.test/z?q");
                     assert_eq!(record.url, "http://a.test/x/y");
                     assert_eq!(record.status, status);
                     assert_eq!(as_get, want, "{status} {method}");

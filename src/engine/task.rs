@@ -54,8 +54,9 @@ pub(super) enum TaskState {
 pub(super) struct Task {
     /// The caller's tag.
     pub(super) tag: u64,
-    /// The input line, as given.
-    pub(super) input: String,
+    /// The input line, as given, when it is not `first`'s text itself (an input
+    /// already absolute and canonical is that text: no copy).
+    pub(super) input: Option<String>,
     /// Method, headers, body.
     pub(super) spec: Arc<RequestSpec>,
     /// The URL requested (the first hop).
@@ -124,15 +125,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn admit(&mut self, req: Request) {
         self.now = Instant::now();
         self.stats.started += 1;
-        let target = match Target::parse(&req.url) {
+        let Request { tag, url, spec } = req;
+        let (target, input) = match Target::parse_owned(url) {
             Ok(t) => t,
-            Err(e) => return self.done_unstarted(req, e),
+            Err((url, e)) => return self.done_unstarted(Request { tag, url, spec }, e),
         };
-        let settings = Settings::of(&self.cfg, req.spec.overrides.as_deref());
+        let settings = Settings::of(&self.cfg, spec.overrides.as_deref());
         let t = self.tasks.insert(Task {
-            tag: req.tag,
-            input: req.url,
-            spec: req.spec,
+            tag,
+            input,
+            spec,
             first: target,
             attempts: 0,
             state: TaskState::Queued,
@@ -398,11 +400,14 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// The one outcome of a request that never became a task (a bad URL, or the
     /// request held for `--rate` when the run stopped): no attempt was made.
     fn done_unstarted(&mut self, req: Request, e: Error) {
-        let input = req.url.trim().to_string();
+        let mut input = req.url;
+        if input.trim().len() != input.len() {
+            input = input.trim().to_string();
+        }
         let id = Identity {
             tag: req.tag,
-            url: input.clone(),
-            final_url: input.clone(),
+            url: None,
+            final_url: None,
             input,
             attempts: 0,
         };
@@ -456,14 +461,16 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if error.is_some() {
             self.stats.errors += 1;
         }
+        let first = task.first.into_string();
+        let (input, url) = match task.input {
+            None => (first, None),
+            Some(input) => (input, Some(first)),
+        };
         let id = Identity {
             tag: task.tag,
-            input: task.input,
-            final_url: match task.a.hop.take() {
-                Some(h) => h.url.into(),
-                None => task.first.url.to_string(),
-            },
-            url: task.first.url.into(),
+            input,
+            url,
+            final_url: task.a.hop.take().map(Target::into_string),
             attempts: task.attempts,
         };
         let o = attempt::outcome(id, &mut task.a, error, self.now);

@@ -23,7 +23,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     let _ = write!(out, "{},", o.tag);
     field(out, &o.input);
     out.push(b',');
-    field(out, &o.url);
+    field(out, o.url());
     out.push(b',');
     if let Some(s) = o.status {
         let _ = write!(out, "{s}");
@@ -43,7 +43,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     let _ = write!(out, ",{},", o.bytes);
     field(out, o.location.as_deref().unwrap_or(""));
     let _ = write!(out, ",{},", o.redirects.len());
-    field(out, &o.final_url);
+    field(out, o.final_url());
     out.push(b',');
     if let Some(t) = o.timings.total {
         let _ = write!(out, "{:.3}", t.as_secs_f64() * 1000.0);

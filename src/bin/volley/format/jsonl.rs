@@ -85,7 +85,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     out.extend_from_slice(b",\"input\":");
     json_str(out, &o.input);
     out.extend_from_slice(b",\"url\":");
-    json_str(out, &o.url);
+    json_str(out, o.url());
     out.extend_from_slice(b",\"status\":");
     opt_num(out, o.status.map(u64::from));
     out.extend_from_slice(b",\"error\":");
@@ -110,7 +110,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"final_url\":");
-    json_str(out, &o.final_url);
+    json_str(out, o.final_url());
     out.extend_from_slice(b",\"time_ms\":{\"dns\":");
     let t = &o.timings;
     ms(out, t.dns);

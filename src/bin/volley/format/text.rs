@@ -70,7 +70,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
         Some(None) => "?",
         _ => "",
     };
-    let _ = write!(out, " {mark:<4} {}", clean(&o.url));
+    let _ = write!(out, " {mark:<4} {}", clean(o.url()));
     if let Some(e) = &o.error {
         let _ = write!(out, " {}: {}", e.kind, clean(&e.detail));
     } else {
@@ -82,7 +82,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
                 out,
                 " (via {} redirects, final {})",
                 o.redirects.len(),
-                clean(&o.final_url)
+                clean(o.final_url())
             );
         }
         if let Some(Some(t)) = &x.title {

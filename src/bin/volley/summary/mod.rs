@@ -123,7 +123,7 @@ impl Summary {
             status: o.status,
             error: o.error.as_ref().map(|e| e.kind.as_str()),
             times: [us(t.dns), us(t.connect), us(t.tls), us(t.ttfb), us(t.total)],
-            url: &o.url,
+            url: o.url(),
             soft404,
         });
     }
