@@ -966,3 +966,49 @@ fn dns_server_in_the_loop() {
     let n = queries.load(std::sync::atomic::Ordering::SeqCst);
     assert!(n < 2 + 2 + 2 * 2 + 2 * 3 * 2 + 2, "{n} queries");
 }
+
+/// Once the input is exhausted and nothing waits, a connection that goes idle is
+/// closed at once rather than kept to the end of the run: the server sees the fast
+/// request's connection end before it answers the slow one (it waits up to 20 s for
+/// that end, then answers anyway, and the test fails).
+#[test]
+fn idle_connections_close_once_the_input_is_exhausted() {
+    use std::sync::{Arc, Condvar, Mutex};
+    let verdict = Arc::new((Mutex::new(None::<bool>), Condvar::new()));
+    let v = verdict.clone();
+    let s = server(move |_, mut conn, _| {
+        let Some(req) = read_request(&mut conn) else {
+            return;
+        };
+        let (lock, cv) = &*v;
+        if req.starts_with("GET /fast ") {
+            conn.write_all(&ok_response("f")).unwrap();
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
+            let mut b = [0u8; 1];
+            let ended = matches!(std::io::Read::read(&mut conn, &mut b), Ok(0));
+            *lock.lock().unwrap() = Some(ended);
+            cv.notify_all();
+        } else {
+            // The slow request is answered once the fast one's connection is judged.
+            let g = lock.lock().unwrap();
+            let _g = cv
+                .wait_timeout_while(g, Duration::from_secs(30), |v| v.is_none())
+                .unwrap();
+            conn.write_all(&ok_response("s")).unwrap();
+        }
+    });
+    let urls = vec![s.url("/fast"), s.url("/slow")];
+    let r = run(
+        Config {
+            concurrency: 2,
+            ..cfg()
+        },
+        &urls,
+    );
+    assert!(r.outcomes.iter().all(|o| o.status == Some(200)), "{r:?}");
+    assert_eq!(
+        *verdict.0.lock().unwrap(),
+        Some(true),
+        "the idle connection was kept open while the last request ran"
+    );
+}

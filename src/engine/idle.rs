@@ -11,47 +11,65 @@
 //! Invariants: `len()` is the number of connections added and not removed since;
 //! `oldest()` answers the one among them added earliest; memory is bounded by the
 //! idle connections (stale order entries are dropped at the front as met, and all
-//! of them once they outnumber the live ones twice over).
+//! of them once they outnumber the live ones twice over) and by the largest
+//! connection key (a slab key: the most connections open at once). No hashing: a
+//! stamp is found by the connection's key.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// The idle order; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct IdleOrder {
     seq: u64,
-    /// Connection → the stamp it went idle with (present iff idle).
-    stamp: HashMap<usize, u64>,
+    /// Connection (a slab key: small and dense) → the stamp it went idle with, 0
+    /// when it is not idle. As long as the largest key seen, like the slab.
+    stamp: Vec<u64>,
+    /// Connections idle now.
+    idle: usize,
     /// (stamp, connection), oldest first; entries whose stamp is no longer the
     /// connection's are stale.
     order: VecDeque<(u64, usize)>,
 }
 
 impl IdleOrder {
+    fn stamp_of(&self, c: usize) -> u64 {
+        self.stamp.get(c).copied().unwrap_or(0)
+    }
+
     /// Connection `c` went idle now.
     pub fn add(&mut self, c: usize) {
         self.seq += 1;
-        self.stamp.insert(c, self.seq);
+        if c >= self.stamp.len() {
+            self.stamp.resize(c + 1, 0);
+        }
+        if self.stamp[c] == 0 {
+            self.idle += 1;
+        }
+        self.stamp[c] = self.seq;
         self.order.push_back((self.seq, c));
-        if self.order.len() > 2 * self.stamp.len() + 64 {
+        if self.order.len() > 2 * self.idle + 64 {
             let stamp = &self.stamp;
-            self.order.retain(|(s, c)| stamp.get(c) == Some(s));
+            self.order.retain(|&(s, c)| stamp[c] == s);
         }
     }
 
     /// Connection `c` is no longer idle (a no-op if it was not).
     pub fn remove(&mut self, c: usize) {
-        self.stamp.remove(&c);
+        if let Some(s) = self.stamp.get_mut(c).filter(|s| **s != 0) {
+            *s = 0;
+            self.idle -= 1;
+        }
     }
 
     /// Idle connections.
     pub fn len(&self) -> usize {
-        self.stamp.len()
+        self.idle
     }
 
     /// The connection idle longest (it stays until removed).
     pub fn oldest(&mut self) -> Option<usize> {
         while let Some(&(s, c)) = self.order.front() {
-            if self.stamp.get(&c) == Some(&s) {
+            if self.stamp_of(c) == s {
                 return Some(c);
             }
             self.order.pop_front();
@@ -98,7 +116,7 @@ mod tests {
                 }
                 proptest::prop_assert_eq!(o.len(), model.len());
                 proptest::prop_assert_eq!(o.oldest(), model.first().copied());
-                proptest::prop_assert!(o.order.len() <= 2 * o.stamp.len() + 65);
+                proptest::prop_assert!(o.order.len() <= 2 * o.idle + 65);
             }
         }
     }

@@ -405,20 +405,29 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.stopped() {
             self.cancel_all();
         }
-        if self.is_finished() {
-            self.release_finished();
-        }
+        self.close_unneeded_idle();
         Ok(!self.is_finished())
     }
 
-    /// Finished for good (the source is exhausted): with a `--per-host` shared with
-    /// other engines, the idle connections are closed, so that their slots go to
-    /// engines still running rather than staying counted to the end.
-    fn release_finished(&mut self) {
-        if self.cfg.per_host == 0 {
+    /// Once the source is exhausted and no task waits (for a slot, a host, a
+    /// backoff), no new request can come for an idle connection: each is closed as
+    /// it goes idle, while the last requests are still in flight, rather than all
+    /// at the end. The server gets its connections back sooner, the closing work
+    /// overlaps the wait for the last answers, and with a `--per-host` shared by
+    /// engines the slots go to engines still running. (A redirect or retry of a
+    /// request still in flight then dials again: rare, and only at the very end.)
+    fn close_unneeded_idle(&mut self) {
+        if !self.source_done
+            || self.held_request.is_some()
+            || !self.park.is_empty()
+            || self.waiting.queued() > 0
+            || !self.waiting.ready.is_empty()
+        {
             return;
         }
-        while let Some(c) = self.pool.take_any_idle() {
+        while let Some(c) = self.idle.oldest() {
+            self.idle.remove(c);
+            self.remove_idle(c);
             self.close_conn(c);
         }
     }

@@ -11,11 +11,37 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
 }
 
+/// True when one of the 8 bytes of `x` needs an escape (word-at-a-time tests: a
+/// byte below 0x20, or equal to `"`, `\\` or DEL; exact as a yes/no).
+fn word_needs_escape(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI != 0;
+    x.wrapping_sub(LO * 0x20) & !x & HI != 0
+        || zero(x ^ (LO * u64::from(b'"')))
+        || zero(x ^ (LO * u64::from(b'\\')))
+        || zero(x ^ (LO * 0x7f))
+}
+
+/// The first byte of `b` that needs an escape: 8 bytes at a time, then bytewise.
+fn first_escape(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(w) = b.get(i..i + 8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        if word_needs_escape(u64::from_le_bytes(a)) {
+            break;
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| needs_escape(c)).map(|p| p + i)
+}
+
 /// Appends `s` as a JSON string literal (runs without escapes are copied whole).
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut rest = s.as_bytes();
-    while let Some(i) = rest.iter().position(|&b| needs_escape(b)) {
+    while let Some(i) = first_escape(rest) {
         out.extend_from_slice(&rest[..i]);
         match rest[i] {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -235,6 +261,33 @@ mod tests {
         let mut v = Vec::new();
         json_str(&mut v, "a\"b\\c\nd\u{1}é");
         assert_eq!(String::from_utf8(v).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, the literal reads back as it (serde_json), and only the
+        /// bytes that must be are escaped.
+        #[test]
+        fn string_literals_read_back(
+            s in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "bcdefgh", "\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{7f}", " ", "~", "é", "\u{80}",
+            ]), 0..40)
+        ) {
+            let s = s.concat();
+            let mut v = Vec::new();
+            json_str(&mut v, &s);
+            let back: String = serde_json::from_slice(&v).unwrap();
+            proptest::prop_assert_eq!(&back, &s);
+            // One `\\` per escape, two for an escaped `\\`.
+            let escapes = s.bytes().filter(|&b| needs_escape(b)).count()
+                + s.bytes().filter(|&b| b == b'\\').count();
+            proptest::prop_assert_eq!(v.iter().filter(|&&b| b == b'\\').count(), escapes);
+            for (k, w) in s.as_bytes().windows(8).enumerate() {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                let want = w.iter().any(|&b| needs_escape(b));
+                proptest::prop_assert_eq!(word_needs_escape(u64::from_le_bytes(a)), want, "{} at {}", s, k);
+            }
+        }
     }
 
     #[test]
