@@ -2,37 +2,45 @@
 """How volley's cost grows with targets, connections and response size.
 
 Runs the release binary against a private nginx on loopback and measures, for the
-volley process alone (rusage of that child from os.wait4; volley is exec'd directly,
-never through a shell): CPU (user + sys) per target in µs, peak RSS in MiB
-(ru_maxrss) and the wall rate in targets/s (spawn to exit: start-up, reading the
-list, every request, writing every JSONL result). Each point is the median of
---runs separate volley runs; every run is checked (one result line per target, the
-expected number of 200s) and bounded by --run-timeout.
+volley process alone, CPU (user + sys) per target in µs, peak RSS in MiB and the
+wall rate in targets/s (spawn to exit: start-up, reading the list, every request,
+writing every JSONL result). volley is started through GNU time (/usr/bin/time),
+which forks it afresh and reports its own ru_maxrss: a child forked or vforked from
+this Python process would carry Python's peak RSS (~14 MiB) past exec, since Linux
+keeps a process's peak across exec. CPU comes from os.wait4 on that time process
+(time's own share is well under a millisecond). Each point is the median of --runs
+separate volley runs (whiskers in the plot: min-max); every run is checked (one
+result per target, the expected number of 200s with the expected body bytes) and
+bounded by --run-timeout.
 
 Three sweeps:
   1. targets     N = 10k, 30k, 100k, 300k; keep-alive, -c 50, small answers (every
-                 tenth path a ~10-byte file, the rest nginx's 404 page). CPU per
-                 target and peak RSS should stay flat: targets are streamed, not
-                 held, so memory is bounded whatever N is.
-  2. connections -c 1, 10, 50, 200, 1000 at fixed N, keep-alive, the same paths:
-                 what more connections cost (per-connection state, more events per
-                 turn) and what they buy in rate.
-  3. size        0 B, 1 KiB, 16 KiB, 128 KiB, 1 MiB answers at fixed N and -c 50:
-                 CPU per target, and CPU per MiB of body once bodies dominate.
+                 tenth of 1,000 paths a 10-byte file, the rest nginx's 404 page).
+                 CPU per target and peak RSS should stay flat: targets are streamed,
+                 not held, so memory is bounded whatever N is; the rate rises with N
+                 only as start-up is spread thinner.
+  2. connections -c 1, 10, 50, 200, 1000 at 100k targets, keep-alive, the same
+                 paths: what more connections cost (per-connection buffers, more
+                 events per turn) and what they buy in rate.
+  3. size        0 B, 1 KiB, 16 KiB, 128 KiB, 1 MiB bodies (--max-body 2 MiB so none
+                 is capped) at 10k targets and -c 50: CPU per target, and CPU per MiB
+                 once bodies dominate.
 
 It prints one markdown table per sweep and writes an SVG (default docs/growth.svg;
-with --quick only if --svg is given): three columns (one per sweep) by three rows
-(CPU per target, peak RSS, rate), median with min-max whiskers over the runs.
+with --quick only if --svg is given): one column per sweep, rows CPU per target,
+peak RSS and rate (the size column's CPU and rate on a log y axis).
 
-Usage (from the repository root; nginx at /usr/sbin/nginx):
+Usage (from the repository root; needs nginx at /usr/sbin/nginx and /usr/bin/time,
+both installed by ../shared/bench/setup.sh):
     cargo build --release
-    python3 benches/growth.py                 # full: about 5-10 minutes on 2 cores
-    python3 benches/growth.py --quick         # smaller N, about a minute
+    python3 benches/growth.py                 # full: 1-3 minutes on 2 cores
+    python3 benches/growth.py --quick         # smaller N, a few seconds
     python3 benches/growth.py --runs 5 --port 18690 --svg /tmp/g.svg
+    python3 benches/growth.py --volley path/to/volley
 
 Loopback only. The script starts nginx (`daemon off`, one worker) itself and stops
-it by its PID at exit, also on error or Ctrl-C. The numbers are noisy on a shared
-machine (nginx and volley share the cores): read the shape, not the absolutes.
+it by its PID at exit, also on error, Ctrl-C or SIGTERM. The numbers are noisy on a
+shared machine (nginx and volley share the cores): read the shape, not the absolutes.
 """
 
 import argparse
@@ -292,20 +300,22 @@ def progress(label, runs):
 
 def plot(path, title, cfg, targets, conns, sizes):
     n_conns, n_sizes = cfg["conns_n"], cfg["size_n"]
+    # (header, x label, x scale, points, the rows with a log y: size spans 100x in CPU)
     cols = [(f"1. targets (-c {C_FIXED}, small answers)", "targets (log scale)", "log",
-             [(n, kilo(n), runs) for n, runs in targets]),
+             [(n, kilo(n), runs) for n, runs in targets], ()),
             (f"2. connections ({kilo(n_conns)} targets)", "-c (log scale)", "log",
-             [(c, str(c), runs) for c, runs in conns]),
+             [(c, str(c), runs) for c, runs in conns], ()),
             (f"3. response size ({kilo(n_sizes)} targets, -c {C_FIXED})", "body size", "cat",
-             [(i, name, runs) for i, (name, runs) in enumerate(sizes)])]
+             [(i, name, runs) for i, (name, runs) in enumerate(sizes)], ("cpu_us", "rate"))]
     rows = [("CPU µs / target", "cpu_us"), ("peak RSS MiB", "rss"), ("targets / s", "rate")]
     panels = []
     for r, (ylabel, key) in enumerate(rows):
-        for c, (header, xlabel, scale, pts) in enumerate(cols):
+        for c, (header, xlabel, scale, pts, log_rows) in enumerate(cols):
             panels.append(Panel(row=r, col=c, xscale=scale, xlabel=xlabel if r == len(rows) - 1 else "",
                                 ylabel=ylabel if c == 0 else "", header=header if r == 0 else "",
                                 xs=[p[0] for p in pts], xticks=[p[1] for p in pts],
-                                ys=[spread(p[2], key) for p in pts]))
+                                ys=[spread(p[2], key) for p in pts],
+                                ylog=key in log_rows))
     write_svg(path, title, panels, nrows=len(rows), ncols=len(cols))
 
 
@@ -313,7 +323,7 @@ def plot(path, title, cfg, targets, conns, sizes):
 
 @dataclass
 class Panel:
-    """One small plot in a grid: points (x, (median, min, max)) on a linear y axis from 0."""
+    """One small plot in a grid: points (x, (median, min, max)); y linear from 0, or log."""
     row: int
     col: int
     xscale: str  # "log": x positions are log10(x); "cat": x is an index, evenly spaced
@@ -323,6 +333,7 @@ class Panel:
     xs: list
     xticks: list
     ys: list
+    ylog: bool = False  # log10 y axis (every value must be > 0)
 
 
 PW, PH, GAPX, GAPY, LEFT, TOP, BOTTOM = 270, 170, 55, 45, 85, 78, 50
@@ -342,6 +353,23 @@ def short(v):
     return f"{v:g}"
 
 
+def linear_y(ys, y0):
+    """y from 0 to a round top above every max; returns (scale, ticks)."""
+    step = nice_step(max(m for _, _, m in ys) * 1.05)
+    ytop = step * ceil(max(m for _, _, m in ys) * 1.05 / step)
+    ticks = [i * step for i in range(round(ytop / step) + 1)]
+    return (lambda v: y0 + PH - v / ytop * PH), ticks
+
+
+def log_y(ys, y0):
+    """log10 y over whole decades around every min and max; ticks at 1, 2, 5 x 10^k."""
+    lo = floor(log10(min(mn for _, mn, _ in ys)))
+    hi = ceil(log10(max(mx for _, _, mx in ys)))
+    hi = max(hi, lo + 1)
+    ticks = [m * 10 ** k for k in range(lo, hi + 1) for m in (1, 2, 5) if m * 10 ** k <= 10 ** hi]
+    return (lambda v: y0 + PH - (log10(v) - lo) / (hi - lo) * PH), ticks
+
+
 def panel_svg(p):
     x0 = LEFT + p.col * (PW + GAPX)
     y0 = TOP + p.row * (PH + GAPY)
@@ -352,16 +380,14 @@ def panel_svg(p):
     lo, hi = min(pos), max(pos)
     pad = (hi - lo) * 0.08 or 0.5
     sx = lambda v: x0 + (v - lo + pad) / (hi - lo + 2 * pad) * PW  # noqa: E731
-    step = nice_step(max(m for _, _, m in p.ys) * 1.05)
-    ytop = step * ceil(max(m for _, _, m in p.ys) * 1.05 / step)
-    sy = lambda v: y0 + PH - v / ytop * PH  # noqa: E731
+    sy, yticks = log_y(p.ys, y0) if p.ylog else linear_y(p.ys, y0)
     out = []
-    t = 0.0
-    while t <= ytop + step / 2:
+    for t in yticks:
         y = sy(t)
         out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PW}" y2="{y:.1f}" class="grid"/>')
         out.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" class="yt">{short(round(t, 6))}</text>')
-        t += step
+    if p.ylog:
+        out.append(f'<text x="{x0 - 6}" y="{y0 - 8}" class="note">log y</text>')
     out.append(f'<polyline points="{x0},{y0} {x0},{y0 + PH} {x0 + PW},{y0 + PH}" class="axis"/>')
     for v, label in zip(pos, p.xticks):
         x = sx(v)
@@ -397,7 +423,7 @@ def write_svg(path, title, panels, nrows, ncols):
         "stroke-width:2;fill:none}.dot{fill:#1f6fb4}.whisk{stroke:#d2691e;stroke-width:1.5;"
         "fill:none}.yt{text-anchor:end;fill:#333}.xt{text-anchor:middle;fill:#333}"
         ".xl{text-anchor:middle;fill:#111}.head{text-anchor:middle;font-weight:bold}"
-        ".title{font-size:13px;fill:#111}</style>",
+        ".title{font-size:13px;fill:#111}.note{fill:#777;font-style:italic;font-size:10px;text-anchor:end}</style>",
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{LEFT - 60}" y="22" class="title">{escape(title)}</text>',
         f'<line x1="{lx}" y1="40" x2="{lx + 26}" y2="40" class="line"/>'
@@ -449,6 +475,8 @@ def main():
         sizes = sweep_sizes(args, cfg, work, base)
     except KeyboardInterrupt:
         raise SystemExit(130)
+    except RuntimeError as e:  # a run failed its check or its time bound
+        raise SystemExit(f"growth: {e}")
     finally:
         nginx.stop()
         shutil.rmtree(work, ignore_errors=True)
