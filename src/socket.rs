@@ -111,6 +111,34 @@ impl Source for Socket {
     }
 }
 
+/// Grows the process's file-descriptor table, once, to hold descriptors up to
+/// `n` (at most the open-file soft limit, which is raised to the hard limit first;
+/// best effort). The kernel grows the table by doubling as descriptors are opened,
+/// and in a process with more than one thread each doubling waits for an RCU grace
+/// period (milliseconds): a run opening thousands of sockets would stall several
+/// times at its start. Called before threads start, the one growth does not wait
+/// at all. [`crate::engine::Engine::new`] calls it for its concurrency.
+pub fn reserve_fds(n: usize) {
+    let limit = raise_fd_limit();
+    let top = (n as u64).min(limit.saturating_sub(1)).min(i32::MAX as u64) as libc::c_int;
+    if top <= 64 {
+        return;
+    }
+    // SAFETY: an eventfd we own, duplicated to the lowest free descriptor at or
+    // above `top` (which grows the table), and both closed; no memory is passed.
+    unsafe {
+        let fd = libc::eventfd(0, libc::EFD_CLOEXEC);
+        if fd < 0 {
+            return;
+        }
+        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, top);
+        if high >= 0 {
+            libc::close(high);
+        }
+        libc::close(fd);
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit (best effort).
 pub fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
@@ -132,5 +160,29 @@ pub fn raise_fd_limit() -> u64 {
             }
         }
         lim.rlim_cur
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The table size the kernel reports for this process (`FDSize`).
+    fn fd_table_size() -> usize {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("FDSize:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_descriptor_table_grows_once_to_fit() {
+        let limit = super::raise_fd_limit() as usize;
+        let want = 6000.min(limit.saturating_sub(1));
+        super::reserve_fds(want);
+        assert!(fd_table_size() > want, "{} <= {want}", fd_table_size());
+        // Nothing is left open: the next descriptor is a low one.
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(std::os::fd::AsRawFd::as_raw_fd(&f) < 1024);
     }
 }

@@ -83,7 +83,7 @@ mod shared;
 mod task;
 mod timers;
 
-pub use crate::socket::raise_fd_limit;
+pub use crate::socket::{raise_fd_limit, reserve_fds};
 pub use api::{
     BodyAction, Config, Handler, Notifier, Outcome, Proxy, Redirect, Request, RequestSpec,
     ResponseHead, Source, Stats, Timings,
@@ -196,12 +196,15 @@ impl<S: Source, H: Handler> std::fmt::Debug for Engine<S, H> {
 }
 
 impl<S: Source, H: Handler> Engine<S, H> {
-    /// A new engine. Raises the open-file soft limit to the hard limit.
+    /// A new engine. Raises the open-file soft limit to the hard limit, and grows
+    /// the descriptor table to fit its concurrency ([`reserve_fds`]).
     pub fn new(cfg: Config, source: S, handler: H) -> io::Result<Self> {
-        raise_fd_limit();
+        let concurrency = cfg.concurrency.max(1);
+        // Its connections (a Happy Eyeballs racer each) and resolver sockets: the
+        // descriptor table grows once now, not by doublings mid-run.
+        reserve_fds(concurrency.saturating_mul(2).saturating_add(1024));
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let concurrency = cfg.concurrency.max(1);
         let resolver = Resolver::new(
             &Settings {
                 pins: cfg.resolve.clone(),

@@ -37,11 +37,19 @@ fn main() {
         std::process::exit(report::main(&args[1..]));
     }
     let opts = cli::Opts::parse_from(args);
+    // Before any thread starts: the descriptor table grows once, without waiting.
+    volley::engine::reserve_fds(fds_needed(opts.concurrency as usize));
     let job = job(&opts);
     let jar = job.cfg.cookies.clone();
     let stop = install_signal_handlers();
     let code = run::run(job, &stop);
     std::process::exit(save_cookies(&opts, jar, code));
+}
+
+/// Descriptors a run may hold at once: its connections (with a Happy Eyeballs
+/// racer each), its resolvers' sockets, and the few of its own.
+fn fds_needed(concurrency: usize) -> usize {
+    concurrency.saturating_mul(2).saturating_add(1024)
 }
 
 /// `--cookie-jar FILE`: writes the jar at the end of the run (after a stop too);
