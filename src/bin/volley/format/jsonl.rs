@@ -381,3 +381,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    /// Review check: the word test is exact for every pair of byte values at every
+    /// pair of positions (the rest of the word one filler byte).
+    #[test]
+    fn word_test_exact_on_byte_pairs() {
+        for filler in [b'a', 0x80, 0xff, 0x20, 0x21, 0x5b, 0x7e] {
+            for i in 0..8 {
+                for j in 0..8 {
+                    for x in 0..=255u8 {
+                        for y in 0..=255u8 {
+                            let mut w = [filler; 8];
+                            w[i] = x;
+                            w[j] = y;
+                            let want = w.iter().any(|&b| needs_escape(b));
+                            assert_eq!(word_needs_escape(u64::from_le_bytes(w)), want, "{w:?}");
+                        }
+                    }
+                }
+            }
+        }
+        for n in 0..40 {
+            let s: String = (0..n).map(|k| if k % 9 == 5 { '"' } else { 'a' }).collect();
+            assert_eq!(
+                first_escape(s.as_bytes()),
+                s.bytes().position(needs_escape)
+            );
+        }
+    }
+}
