@@ -120,7 +120,9 @@ impl Source for Socket {
 /// at all. [`crate::engine::Engine::new`] calls it for its concurrency.
 pub fn reserve_fds(n: usize) {
     let limit = raise_fd_limit();
-    let top = (n as u64).min(limit.saturating_sub(1)).min(i32::MAX as u64) as libc::c_int;
+    // At most 4M descriptors (32 MiB of table) whatever the limit: an absurd `n`
+    // under a huge hard limit must not allocate an absurd table.
+    let top = (n as u64).min(limit.saturating_sub(1)).min(1 << 22) as libc::c_int;
     if top <= 64 {
         return;
     }

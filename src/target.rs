@@ -82,11 +82,12 @@ impl Target {
         }
     }
 
-    /// As [`Target::parse`], taking the input string: when it already is the
-    /// target's text (the common case) it becomes that text, without a copy, and
-    /// `None` comes back beside the target; otherwise the input comes back
-    /// (`Some`) and the target has text of its own. On error the input comes back
-    /// with it.
+    /// As [`Target::parse`], taking the input string: when the fast path sees that
+    /// it already is the target's text (the common case: a lower-case absolute
+    /// http(s) URL with nothing to encode) it becomes that text, without a copy, and
+    /// `None` comes back beside the target; otherwise the input comes back (`Some`)
+    /// and the target has text of its own (possibly equal to it, when the url crate
+    /// had to decide). On error the input comes back with it.
     ///
     /// ```
     /// use volley::target::Target;

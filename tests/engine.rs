@@ -92,7 +92,7 @@ fn invalid_url_still_gets_an_outcome() {
         .outcomes
         .iter()
         .all(|o| kind(o) == Some(ErrorKind::InvalidUrl)));
-    assert_eq!(r.outcomes[0].input, "ftp://x/");
+    assert_eq!(r.outcomes[0].input(), "ftp://x/");
 }
 
 #[test]
@@ -1011,4 +1011,100 @@ fn idle_connections_close_once_the_input_is_exhausted() {
         Some(true),
         "the idle connection was kept open while the last request ran"
     );
+}
+
+fn redirecting() -> Server {
+    http(|p| match p {
+        "/a" => b"HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/busy" => b"HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        _ => ok_response("x"),
+    })
+}
+
+/// Once the input is exhausted, idle connections close as they go idle: a redirect
+/// to the same host still reuses its connection (it starts before the turn ends).
+#[test]
+fn same_host_redirect_reuses_the_connection_at_the_end_of_the_input() {
+    let s = redirecting();
+    let r = run(
+        Config {
+            concurrency: 1,
+            follow: true,
+            ..cfg()
+        },
+        &[s.url("/a")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(o.status, Some(200), "{o:?}");
+    assert_eq!(
+        (o.url(), o.final_url()),
+        (s.url("/a").as_str(), s.url("/b").as_str())
+    );
+    assert_eq!(o.input(), s.url("/a"));
+    assert_eq!(
+        s.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "redirect hop dialed again"
+    );
+}
+
+/// A retry after `Retry-After: 0` waits in the park, so the connection stays.
+#[test]
+fn retry_after_backoff_reuses_the_connection_at_the_end_of_the_input() {
+    let s = redirecting();
+    let r = run(
+        Config {
+            concurrency: 1,
+            retries: 1,
+            ..cfg()
+        },
+        &[s.url("/busy")],
+    );
+    let o = &r.outcomes[0];
+    assert_eq!(o.attempts, 2, "{o:?}");
+    assert_eq!(
+        s.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "retry dialed again"
+    );
+}
+
+/// `input` is the line as given; `url()` the normalised first URL (trimmed, no
+/// fragment, `http://` added, dot segments folded); `final_url()` after redirects.
+#[test]
+fn outcome_urls_for_odd_inputs() {
+    let s = redirecting();
+    let bare = s.url("/a").trim_start_matches("http://").to_string();
+    let inputs = vec![
+        format!("  {}#frag  ", s.url("/x")),
+        bare.clone(),
+        s.url("/a"),
+        "  ftp://x/  ".to_string(),
+        format!("{}/./y", s.url("")),
+    ];
+    let r = run(
+        Config {
+            concurrency: 2,
+            follow: true,
+            ..cfg()
+        },
+        &inputs,
+    );
+    let got: Vec<(&str, &str, &str)> = r
+        .outcomes
+        .iter()
+        .map(|o| (o.input(), o.url(), o.final_url()))
+        .collect();
+    let want = [
+        (inputs[0].as_str(), s.url("/x"), s.url("/x")),
+        (inputs[1].as_str(), s.url("/a"), s.url("/b")),
+        (inputs[2].as_str(), s.url("/a"), s.url("/b")),
+        ("ftp://x/", "ftp://x/".to_string(), "ftp://x/".to_string()),
+        (inputs[4].as_str(), s.url("/y"), s.url("/y")),
+    ];
+    let want: Vec<(&str, &str, &str)> = want
+        .iter()
+        .map(|(a, b, c)| (*a, b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(got, want);
 }

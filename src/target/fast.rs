@@ -6,9 +6,10 @@
 //! Invariant: whenever [`scan`] answers, the url crate parsing the same input (with
 //! `http://` in front when `prefix`) gives exactly the text [`Scan::text_len`]
 //! describes, with the same host, port and path offsets — checked by a property test
-//! against the url crate. Anything it is not sure of (upper case, percent-encoding,
-//! dot segments, userinfo, IPv6, IDN, unusual IPv4 forms, a fragment, whitespace or
-//! non-ASCII bytes) gets `None`, and the url crate decides.
+//! against the url crate. Anything it is not sure of (upper case, bytes the url crate
+//! would percent-encode or rewrite, dot segments, userinfo, IPv6, IDN, unusual IPv4
+//! forms, a fragment, whitespace or non-ASCII bytes) gets `None`, and the url crate
+//! decides. (`%xx` escapes already in the input are kept as they are by both.)
 
 use std::net::Ipv4Addr;
 

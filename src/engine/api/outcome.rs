@@ -38,12 +38,17 @@ pub struct Redirect {
 }
 
 /// The final result of one request.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its three URLs are read through [`Outcome::input`], [`Outcome::url`] and
+/// [`Outcome::final_url`]: it keeps the request's own string, and the other two only
+/// when they differ from it. `Debug` and `==` go by what the three read, not by how
+/// they are kept.
+#[derive(Clone)]
 pub struct Outcome {
     /// The request's tag.
     pub tag: u64,
-    /// The URL as the request gave it.
-    pub input: String,
+    /// The URL as the request gave it ([`Outcome::input`]).
+    input: String,
     /// The first request's absolute URL when it is not `input` itself
     /// ([`Outcome::url`]); `None` spares a copy of the usual, already absolute input.
     url: Option<String>,
@@ -105,9 +110,13 @@ impl Outcome {
     /// The same outcome with its first and final URLs set (each kept only when it
     /// differs from what it would otherwise be).
     pub fn with_urls(mut self, url: String, final_url: String) -> Outcome {
-        self.final_url = (final_url != url).then_some(final_url);
-        self.url = (url != self.input).then_some(url);
+        self.set_url_texts(Some(url), Some(final_url));
         self
+    }
+
+    /// The URL as the request gave it (trimmed when it was not a usable URL).
+    pub fn input(&self) -> &str {
+        &self.input
     }
 
     /// Absolute URL of the first request (the input when it was not a valid URL).
@@ -120,9 +129,57 @@ impl Outcome {
         self.final_url.as_deref().unwrap_or_else(|| self.url())
     }
 
+    /// Sets the first and final URLs (`None`: the same as the input, resp. the
+    /// first); one equal to what it would otherwise read is dropped, so equal
+    /// outcomes keep equal fields.
     pub(crate) fn set_url_texts(&mut self, url: Option<String>, final_url: Option<String>) {
-        self.url = url;
-        self.final_url = final_url;
+        self.url = url.filter(|u| *u != self.input);
+        self.final_url = None;
+        self.final_url = final_url.filter(|f| f != self.url());
+    }
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("tag", &self.tag)
+            .field("input", &self.input)
+            .field("url", &self.url())
+            .field("final_url", &self.final_url())
+            .field("status", &self.status)
+            .field("error", &self.error)
+            .field("content_length", &self.content_length)
+            .field("bytes", &self.bytes)
+            .field("capped", &self.capped)
+            .field("location", &self.location)
+            .field("redirects", &self.redirects)
+            .field("timings", &self.timings)
+            .field("attempts", &self.attempts)
+            .field("peer", &self.peer)
+            .field("tls", &self.tls)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl PartialEq for Outcome {
+    fn eq(&self, o: &Outcome) -> bool {
+        self.tag == o.tag
+            && self.input == o.input
+            && self.url() == o.url()
+            && self.final_url() == o.final_url()
+            && self.status == o.status
+            && self.error == o.error
+            && self.content_length == o.content_length
+            && self.bytes == o.bytes
+            && self.capped == o.capped
+            && self.location == o.location
+            && self.redirects == o.redirects
+            && self.timings == o.timings
+            && self.attempts == o.attempts
+            && self.peer == o.peer
+            && self.tls == o.tls
+            && self.headers == o.headers
     }
 }
 
@@ -160,5 +217,42 @@ impl TlsInfo {
         self.leaf
             .as_deref()
             .and_then(crate::fingerprint::cert::parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    /// URLs read the same whether kept or implied; `==` and `Debug` go by what they
+    /// read.
+    #[test]
+    fn urls_read_the_same_however_kept() {
+        let plain = Outcome::new(1, "http://h/a".into());
+        let same = Outcome::new(1, "http://h/a".into())
+            .with_urls("http://h/a".into(), "http://h/a".into());
+        assert_eq!(plain, same);
+        assert_eq!(
+            (same.input(), same.url(), same.final_url()),
+            ("http://h/a", "http://h/a", "http://h/a")
+        );
+        let moved =
+            Outcome::new(1, "h/a".into()).with_urls("http://h/a".into(), "http://h/b".into());
+        assert_eq!(
+            (moved.input(), moved.url(), moved.final_url()),
+            ("h/a", "http://h/a", "http://h/b")
+        );
+        assert_ne!(plain, moved);
+        let d = format!("{plain:?}");
+        assert!(
+            d.contains("url: \"http://h/a\"") && d.contains("final_url: \"http://h/a\""),
+            "{d}"
+        );
+        let mut engine_kept = Outcome::new(1, "http://h/a".into());
+        engine_kept.set_url_texts(Some("http://h/a".into()), None);
+        assert_eq!(
+            engine_kept.url, None,
+            "a first URL equal to the input is not kept"
+        );
     }
 }

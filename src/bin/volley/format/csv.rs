@@ -21,7 +21,7 @@ fn field(out: &mut Vec<u8>, s: &str) {
 /// Appends one CSV row for `o`.
 pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     let _ = write!(out, "{},", o.tag);
-    field(out, &o.input);
+    field(out, o.input());
     out.push(b',');
     field(out, o.url());
     out.push(b',');

@@ -109,7 +109,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     out.extend_from_slice(b"{\"n\":");
     num(out, o.tag);
     out.extend_from_slice(b",\"input\":");
-    json_str(out, &o.input);
+    json_str(out, o.input());
     out.extend_from_slice(b",\"url\":");
     json_str(out, o.url());
     out.extend_from_slice(b",\"status\":");
@@ -380,13 +380,8 @@ mod tests {
             assert!(j[k].is_null(), "{k}");
         }
     }
-}
 
-#[cfg(test)]
-mod review_tests {
-    use super::*;
-
-    /// Review check: the word test is exact for every pair of byte values at every
+    /// The word test is exact for every pair of byte values at every
     /// pair of positions (the rest of the word one filler byte).
     #[test]
     fn word_test_exact_on_byte_pairs() {
@@ -407,10 +402,7 @@ mod review_tests {
         }
         for n in 0..40 {
             let s: String = (0..n).map(|k| if k % 9 == 5 { '"' } else { 'a' }).collect();
-            assert_eq!(
-                first_escape(s.as_bytes()),
-                s.bytes().position(needs_escape)
-            );
+            assert_eq!(first_escape(s.as_bytes()), s.bytes().position(needs_escape));
         }
     }
 }

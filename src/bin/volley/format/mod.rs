@@ -71,8 +71,9 @@ mod tests {
 
     #[test]
     fn every_format_writes_one_whole_line() {
-        let mut o = crate::testutil::outcome(7, None, Some(ErrorKind::Connect));
-        o.input = "a\nb,\"c\"\r".into();
+        let base = crate::testutil::outcome(7, None, Some(ErrorKind::Connect));
+        let mut o = volley::engine::Outcome::new(7, "a\nb,\"c\"\r".into());
+        (o.error, o.timings, o.attempts) = (base.error, base.timings, base.attempts);
         o.error.as_mut().unwrap().detail = "x\ny".into();
         for f in [Format::Jsonl, Format::Csv, Format::Text] {
             let mut v = Vec::new();
