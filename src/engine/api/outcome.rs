@@ -72,12 +72,12 @@ pub struct Outcome {
     pub timings: Timings,
     /// Attempts made (1 when not retried).
     pub attempts: u32,
-    /// Peer address of the final connection (with [`Config::peer_info`]; `None`
+    /// Peer address of the final connection (with [`Config::peer_info`](super::Config::peer_info); `None`
     /// otherwise, and over a Unix socket).
     pub peer: Option<std::net::SocketAddr>,
-    /// TLS details of the final connection (with [`Config::tls_info`], for https).
+    /// TLS details of the final connection (with [`Config::tls_info`](super::Config::tls_info), for https).
     pub tls: Option<Arc<TlsInfo>>,
-    /// The final response's header fields, in order (with [`Config::keep_headers`]).
+    /// The final response's header fields, in order (with [`Config::keep_headers`](super::Config::keep_headers)).
     pub headers: Option<Vec<(String, String)>>,
 }
 
