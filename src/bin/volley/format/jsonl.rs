@@ -59,6 +59,24 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Appends `s` as a JSON string literal, copying the literal already written at
+/// `done` when `s` is the same string as `prev` (the common case: one URL serves as
+/// input, url and final_url). Answers where the literal is.
+fn same_or_escaped(
+    out: &mut Vec<u8>,
+    s: &str,
+    prev: &str,
+    done: std::ops::Range<usize>,
+) -> std::ops::Range<usize> {
+    let at = out.len();
+    if std::ptr::eq(s, prev) {
+        out.extend_from_within(done);
+    } else {
+        json_str(out, s);
+    }
+    at..out.len()
+}
+
 /// Appends `n` in decimal without the formatting machinery.
 fn num(out: &mut Vec<u8>, mut n: u64) {
     let mut d = [0u8; 20];
@@ -109,9 +127,12 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
     out.extend_from_slice(b"{\"n\":");
     num(out, o.tag);
     out.extend_from_slice(b",\"input\":");
-    json_str(out, o.input());
+    let input = out.len()..{
+        json_str(out, o.input());
+        out.len()
+    };
     out.extend_from_slice(b",\"url\":");
-    json_str(out, o.url());
+    let url = same_or_escaped(out, o.url(), o.input(), input);
     out.extend_from_slice(b",\"status\":");
     opt_num(out, o.status.map(u64::from));
     out.extend_from_slice(b",\"error\":");
@@ -136,7 +157,7 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"final_url\":");
-    json_str(out, o.final_url());
+    same_or_escaped(out, o.final_url(), o.url(), url);
     out.extend_from_slice(b",\"time_ms\":{\"dns\":");
     let t = &o.timings;
     ms(out, t.dns);
@@ -403,6 +424,23 @@ mod tests {
         for n in 0..40 {
             let s: String = (0..n).map(|k| if k % 9 == 5 { '"' } else { 'a' }).collect();
             assert_eq!(first_escape(s.as_bytes()), s.bytes().position(needs_escape));
+        }
+    }
+
+    /// The three URLs of a line read back as the outcome's, whether the literal is
+    /// copied (one string serves all three) or escaped again (they differ).
+    #[test]
+    fn urls_copied_or_escaped_read_back() {
+        let same = Outcome::new(1, "http://h/a\"b\\".into());
+        let moved = Outcome::new(2, "h/\"x".into())
+            .with_urls("http://h/%22x".into(), "http://h/\"y".into());
+        for o in [same, moved] {
+            let mut v = Vec::new();
+            line(&mut v, &o, &Extras::default());
+            let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            assert_eq!(j["input"], o.input(), "{o:?}");
+            assert_eq!(j["url"], o.url(), "{o:?}");
+            assert_eq!(j["final_url"], o.final_url(), "{o:?}");
         }
     }
 }
