@@ -34,14 +34,15 @@ pub(super) struct Scan {
 }
 
 /// Bytes a host may have on the fast path: lower-case letters, digits, `-` and `.`.
-fn host_byte(c: u8) -> bool {
+const fn host_rule(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
 }
 
 /// Bytes the url crate leaves as they are in a path (printable ASCII but for the
 /// ones it encodes, `\` it turns into `/`, and a few kept off the fast path).
-fn path_byte(c: u8) -> bool {
-    (0x21..0x7f).contains(&c)
+const fn path_rule(c: u8) -> bool {
+    c >= 0x21
+        && c < 0x7f
         && !matches!(
             c,
             b'"' | b'<' | b'>' | b'`' | b'#' | b'?' | b'{' | b'}' | b'\\' | b'^' | b'|'
@@ -49,8 +50,37 @@ fn path_byte(c: u8) -> bool {
 }
 
 /// Bytes the url crate leaves as they are in the query of an http(s) URL.
+const fn query_rule(c: u8) -> bool {
+    c >= 0x21 && c < 0x7f && !matches!(c, b'"' | b'<' | b'>' | b'\'' | b'#' | b'`')
+}
+
+/// The three rules as one table, a bit each (one load a byte in the scan loops).
+const HOST: u8 = 1;
+const PATH: u8 = 2;
+const QUERY: u8 = 4;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = (host_rule(b) as u8 * HOST)
+            | (path_rule(b) as u8 * PATH)
+            | (query_rule(b) as u8 * QUERY);
+        c += 1;
+    }
+    t
+};
+
+fn host_byte(c: u8) -> bool {
+    CLASS[usize::from(c)] & HOST != 0
+}
+
+fn path_byte(c: u8) -> bool {
+    CLASS[usize::from(c)] & PATH != 0
+}
+
 fn query_byte(c: u8) -> bool {
-    (0x21..0x7f).contains(&c) && !matches!(c, b'"' | b'<' | b'>' | b'\'' | b'#' | b'`')
+    CLASS[usize::from(c)] & QUERY != 0
 }
 
 /// A segment the url crate would remove or fold (`.`, `..`, or either spelled with
@@ -196,6 +226,16 @@ mod tests {
         );
         let s = scan("host.test?q").unwrap();
         assert_eq!((s.prefix, s.slash, s.path), (true, true, 9));
+    }
+
+    /// The table answers as the rules it is built from, for every byte.
+    #[test]
+    fn class_table_follows_the_rules() {
+        for c in 0..=255u8 {
+            assert_eq!(host_byte(c), host_rule(c), "{c}");
+            assert_eq!(path_byte(c), path_rule(c), "{c}");
+            assert_eq!(query_byte(c), query_rule(c), "{c}");
+        }
     }
 
     #[test]
