@@ -353,7 +353,16 @@ fn redirects_followed_and_reported() {
         1,
         "on_head only for the final response"
     );
-    assert_eq!(kind(&r.outcomes[1]), Some(ErrorKind::TooManyRedirects));
+    // Too many: the last 3xx is the final response, its Location the one not
+    // followed (as curl reports the last redirect's code).
+    let o = &r.outcomes[1];
+    assert_eq!(kind(o), Some(ErrorKind::TooManyRedirects));
+    assert_eq!(
+        (o.status, o.redirects.len(), o.attempts),
+        (Some(302), 3, 1),
+        "{o:?}"
+    );
+    assert_eq!(o.location.as_deref(), Some(s.url("/loop").as_str()));
     // Not following: location reported, resolved.
     let r = run(cfg(), &[s.url("/b")]);
     assert_eq!(r.outcomes[0].status, Some(302));

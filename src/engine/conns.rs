@@ -388,7 +388,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
                         *as_get = get;
                         Verdict::Follow(next)
                     }
-                    Decision::TooMany(e) => Verdict::Fail(e),
+                    Decision::TooMany(e, location) => Verdict::TooMany(e, location),
                 }
             },
         );

@@ -146,8 +146,9 @@ pub(crate) enum Verdict {
     Follow(Target),
     /// The final response; the resolved `Location` of an unfollowed redirect.
     Final(Option<String>),
-    /// Give up (too many redirects).
-    Fail(Error),
+    /// Give up: too many redirects; this response (with the resolved `Location`
+    /// not followed) is the last.
+    TooMany(Error, Option<String>),
     /// Not the final response: retry the request after this wait.
     Retry(Duration),
 }
@@ -272,7 +273,13 @@ pub(crate) fn read<H: Handler>(
                 })
                 .flatten();
             match decide(&head, location, retry_after) {
-                Verdict::Fail(e) => {
+                Verdict::TooMany(e, location) => {
+                    resp.status = Some(h.status);
+                    resp.content_length = h.content_length;
+                    resp.location = location;
+                    if sink.keep_headers {
+                        resp.headers = Some(head.headers_owned());
+                    }
                     after = Some(Read::Failed(e));
                     return Flow::Stop;
                 }

@@ -63,8 +63,9 @@ pub(crate) enum Decision {
         /// The resolved redirect target, for `Outcome::location`.
         location: Option<String>,
     },
-    /// Following would exceed `--max-redirects`.
-    TooMany(Error),
+    /// Following would exceed `--max-redirects`: the error, and the resolved
+    /// `Location` not followed (this response is the final one).
+    TooMany(Error, Option<String>),
 }
 
 /// True for the statuses that redirect.
@@ -82,21 +83,29 @@ pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Poli
     let resolved = location.as_deref().and_then(|l| hop.url.join(l).ok());
     let next = match resolved {
         Some(next) if p.follow && is_redirect(status) => next,
-        resolved => {
+        Some(other) => {
             return Decision::Final {
-                location: resolved.map(Target::into_string),
+                location: Some(other.into_string()),
+            }
+        }
+        // Not an http(s) URL (`ftp://x/`), or not a URL at all: an absolute
+        // reference is reported as the url crate resolves it, never followed.
+        None => {
+            return Decision::Final {
+                location: location.as_deref().and_then(|l| resolve_any(hop.url, l)),
             }
         }
     };
     if hop.followed as u32 >= p.max {
-        return Decision::TooMany(Error::new(
+        let e = Error::new(
             ErrorKind::TooManyRedirects,
             format!(
                 "more than {} redirects (last to {})",
                 p.max,
                 location.unwrap_or_default()
             ),
-        ));
+        );
+        return Decision::TooMany(e, Some(next.into_string()));
     }
     let post_like = !hop.as_get && !hop.method.eq_ignore_ascii_case("HEAD");
     let to_get = status == 303 && post_like
@@ -111,6 +120,13 @@ pub(crate) fn decide(status: u16, location: Option<&[u8]>, hop: Hop<'_>, p: Poli
         record,
         as_get: hop.as_get || to_get,
     }
+}
+
+/// `location` resolved against the hop's URL whatever its scheme (for the report
+/// of a redirect that is not followed); `None` when it is no URL at all.
+fn resolve_any(base: &Target, location: &str) -> Option<String> {
+    let url = base.to_url().ok()?.join(location.trim()).ok()?;
+    Some(url.into())
 }
 
 /// What a later hop may carry of the user's headers.
@@ -224,7 +240,7 @@ mod tests {
             max: 5,
         };
         type Row<'a> = (u16, Option<&'a [u8]>, Policy, Option<&'a str>);
-        let table: [Row<'_>; 10] = [
+        let table: [Row<'_>; 13] = [
             (200, Some(b"/elsewhere"), FOLLOW, None),
             (404, None, FOLLOW, None),
             (301, None, FOLLOW, None),
@@ -236,6 +252,10 @@ mod tests {
             (302, Some(b"http://[bad"), FOLLOW, None),
             (302, Some(b"/b"), no, Some("http://a.test/b")),
             (308, Some(b"https://b.test/"), no, Some("https://b.test/")),
+            // An absolute Location that is not http(s) is reported, never followed.
+            (302, Some(b"ftp://x/"), FOLLOW, Some("ftp://x/")),
+            (301, Some(b"mailto:a@b.test"), no, Some("mailto:a@b.test")),
+            (302, Some(b"http://"), FOLLOW, None),
         ];
         for (status, loc, p, want) in table {
             assert_eq!(
@@ -252,9 +272,11 @@ mod tests {
     fn too_many() {
         let u = t("http://a.test/");
         match decide(302, Some(b"/again"), hop(&u, "GET", false, 5), FOLLOW) {
-            Decision::TooMany(e) => {
+            Decision::TooMany(e, location) => {
                 assert_eq!(e.kind, ErrorKind::TooManyRedirects);
                 assert_eq!(e.detail, "more than 5 redirects (last to /again)");
+                // The redirect not followed is reported as for an unfollowed one.
+                assert_eq!(location.as_deref(), Some("http://a.test/again"));
             }
             d => panic!("{d:?}"),
         }
