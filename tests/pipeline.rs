@@ -147,6 +147,99 @@ fn requests_are_pipelined_and_matched_in_order() {
     assert_eq!(*batches.lock().unwrap(), vec![4, 4, 4]);
 }
 
+/// A request goes onto a connection of its host with room, or onto the room a
+/// connection still being dialed will have, before a new connection is opened: 8
+/// requests at once with `--pipeline 4` (no `--per-host`) take 2 connections, and
+/// 12 with `--pipeline 3`, 4 (each dial brings room for the 2 after it).
+#[test]
+fn a_new_connection_only_when_no_room_is_coming() {
+    for (n, count, conns) in [(4, 8, 2), (3, 12, 4), (2, 5, 3)] {
+        let (pipelined, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (p2, a2) = (pipelined.clone(), answered.clone());
+        let s = server(move |_, st, _| serve_plain(st, &p2, &a2));
+        let list = urls(&s.url(""), count);
+        let r = run(piped(n, count, 0), &list);
+        assert_all_ok(&r, &list, false);
+        assert_eq!(
+            s.conns.load(Ordering::SeqCst),
+            conns,
+            "--pipeline {n}, {count} requests"
+        );
+        assert_eq!(answered.load(Ordering::SeqCst), count);
+    }
+}
+
+/// A fake DNS server on loopback: `A 127.0.0.1` for every name, no AAAA data.
+fn loopback_dns() -> std::net::SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let mut i = 12;
+            while i < n && q[i] != 0 {
+                i += 1 + q[i] as usize;
+            }
+            if i + 5 > n {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            let mut r = q[..i + 5].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            if qtype == 1 {
+                r[7] = 1;
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1]);
+            }
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    addr
+}
+
+/// While the first connection's name is still being resolved, the requests after
+/// it wait for the room that connection will have (they do not each dial): 8
+/// requests to a name with `--pipeline 4` take 2 connections.
+#[test]
+fn requests_wait_for_the_room_of_a_dial_in_progress() {
+    let (pipelined, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (p2, a2) = (pipelined.clone(), answered.clone());
+    let s = server(move |_, st, _| serve_plain(st, &p2, &a2));
+    let base = format!("http://room.pipe.test:{}", s.addr.port());
+    let list = urls(&base, 8);
+    let c = Config {
+        dns_servers: vec![loopback_dns()],
+        ..piped(4, 8, 0)
+    };
+    let r = run(c, &list);
+    assert_all_ok(&r, &list, false);
+    assert_eq!(s.conns.load(Ordering::SeqCst), 2, "{r:?}");
+}
+
+/// A host that answers `Connection: close` to the first of several pipelined
+/// requests: those behind are sent again (free of an attempt) and the host is not
+/// pipelined to any more, so every request is answered once, in one attempt.
+#[test]
+fn a_host_that_closes_after_each_answer_stops_pipelining() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let a2 = answered.clone();
+    let s = server(move |_, mut st, _| {
+        bounded(&st);
+        let Some(req) = read_request(&mut st) else {
+            return;
+        };
+        a2.fetch_add(1, Ordering::SeqCst);
+        let _ = st.write_all(&answer(&req, "", true));
+        let _ = st.shutdown(std::net::Shutdown::Write);
+        while read_request(&mut st).is_some() {}
+    });
+    let list = urls(&s.url(""), 12);
+    let r = run(piped(4, 12, 0), &list);
+    assert_all_ok(&r, &list, false);
+    assert_eq!(answered.load(Ordering::SeqCst), 12, "each answered once");
+}
+
 #[test]
 fn the_binary_pipelines_with_the_option_and_rejects_zero() {
     let (s, batches) = batch_server(3);

@@ -51,6 +51,9 @@ pub(crate) struct Attempt {
     /// Times a pipelined request of this attempt was sent again, free of an attempt,
     /// after its connection closed unanswered (`--pipeline`; at most 3).
     pub resends: u8,
+    /// The current hop's dial is on record in the pool as bringing pipeline room
+    /// (`--pipeline`): settled once, when its request goes out or it fails.
+    pub promised: bool,
 }
 
 impl Attempt {

@@ -213,6 +213,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             queued,
         );
         if let Err(e) = started {
+            self.settle_dial(t);
             self.fail(t, e, true);
             return;
         }
@@ -244,6 +245,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             let slot = &mut self.conns[c];
             slot.safe = safe;
             slot.conn.pipelined = true;
+            // Tasks that waited for this new connection's room go on it now, their
+            // requests written with this one.
+            self.refresh_room(c);
+            self.settle_dial(t);
             self.write(t, c);
             if self.conns.get(c).is_some_and(|s| s.task == Some(t)) {
                 self.offer_room(c);

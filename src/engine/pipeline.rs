@@ -10,9 +10,16 @@
 //! tasks whose requests were written after it, in order; responses are matched in
 //! that order. Invariants:
 //! - only GET, HEAD and OPTIONS without a body join `behind`, only on a connection
-//!   that has served a response, whose current request is one of those, whose host
+//!   whose current request is one of those (from its first request on), whose host
 //!   has not stopped pipelining, and while `1 + behind.len() < pipeline`; such a
 //!   connection is on its host's room list (`in_room`) and nowhere else;
+//! - a request goes onto a connection with room before a new connection is opened,
+//!   and onto the room a dial in progress will bring (`pool`'s claims) before
+//!   another dial; a dial's claimants start again when it settles (its request is
+//!   written: they go onto its room; or it failed: they find their own way);
+//! - an answer after which the connection cannot go on (`Connection: close`,
+//!   HTTP/1.0, a body cut at `--max-body`) while requests wait behind it stops
+//!   pipelining to the host (they are sent again);
 //! - a task behind has no phase deadline (its total runs): its read deadline starts
 //!   when it becomes the connection's `task`;
 //! - a connection closing with tasks behind sends them again elsewhere, free of an
@@ -65,6 +72,30 @@ impl<S: Source, H: Handler> Engine<S, H> {
         true
     }
 
+    /// True when task `t`'s request could go onto a pipeline: pipelinable, with
+    /// keep-alive, to a host still pipelining.
+    pub(super) fn may_pipeline(&self, t: usize) -> bool {
+        let task = &self.tasks[t];
+        self.cfg.keepalive
+            && pipelinable(task)
+            && self.pool.pipelining(key_of(task.a.url(&task.first)))
+    }
+
+    /// Task `t`'s dial, if on record as bringing room, is over (its request is
+    /// written, or it failed): its claimants start again, in order — onto its
+    /// connection's room when there is some, else their own way.
+    pub(super) fn settle_dial(&mut self, t: usize) {
+        let Some(task) = self.tasks.get_mut(t).filter(|x| x.a.promised) else {
+            return;
+        };
+        task.a.promised = false;
+        let task = &self.tasks[t];
+        let claimants = self.pool.settle(key_of(task.a.url(&task.first)), t);
+        for w in claimants {
+            self.hand_off(super::Handoff::Start(w));
+        }
+    }
+
     /// Writes task `t`'s request behind those outstanding on `c`.
     fn enqueue(&mut self, t: usize, c: usize) {
         self.begin_clock(t);
@@ -94,15 +125,15 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     /// Puts `c` on its host's room list, or takes it off, as it can take another
-    /// pipelined request or not; answers whether it can.
-    fn refresh_room(&mut self, c: usize) -> bool {
+    /// pipelined request or not; answers whether it can. A new connection has room
+    /// from its first request on (not only once it has answered).
+    pub(super) fn refresh_room(&mut self, c: usize) -> bool {
         let Some(slot) = self.conns.get_mut(c) else {
             return false;
         };
         let room = slot.task.is_some()
             && slot.safe
             && !slot.doomed
-            && slot.conn.served > 0
             && matches!(slot.conn.phase, Phase::Writing | Phase::Reading)
             && 1 + slot.behind.len() < self.cfg.pipeline
             && self.cfg.keepalive
@@ -139,7 +170,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
     pub(super) fn pipelined_done(&mut self, t: usize, c: usize, keep: bool) {
         let slot = &mut self.conns[c];
         if !keep || slot.doomed {
-            if self.tasks[t].a.exchange.until_close {
+            // The host will not keep a connection going past this answer (it said
+            // `Connection: close`, spoke HTTP/1.0, or framed the body until close),
+            // or this answer could not be read to its end: the requests behind are
+            // sent again, and no more go behind others to this host.
+            if !keep && !slot.behind.is_empty() || self.tasks[t].a.exchange.until_close {
                 self.pool.stop_pipelining(slot.key());
             }
             self.release_conn(c, true);

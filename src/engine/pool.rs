@@ -23,7 +23,14 @@
 //!   pipelined request, each at most once, never one that is idle or closed: the
 //!   engine adds and removes them as their queues change. A key whose responses could
 //!   not be framed is remembered in `no_pipeline` for the run (few keys: only those
-//!   that failed).
+//!   that failed);
+//! - `dials` (with `--pipeline` above 1) are the dials in progress for a pipelinable
+//!   request, each with the room its connection will have that no task has claimed
+//!   yet (`free`) and the tasks that claimed some (`claimants`: each waits, as a
+//!   waiter does, for that connection instead of opening one). A dial's record goes
+//!   when it settles ([`Pool::settle`]: its request went out, or it failed), and its
+//!   claimants are answered then, to start again: so no task waits on a dial that
+//!   is over.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -47,11 +54,23 @@ struct Entry {
     idle: Vec<usize>,
     waiters: VecDeque<usize>,
     room: Vec<usize>,
+    dials: Vec<Dial>,
+}
+
+/// A dial in progress for a pipelinable request (`--pipeline` above 1).
+#[derive(Debug)]
+struct Dial {
+    /// The dialing task.
+    task: usize,
+    /// Room its connection will have that nobody claimed yet.
+    free: usize,
+    /// The tasks waiting for that room, in order.
+    claimants: Vec<usize>,
 }
 
 impl Entry {
     fn is_empty(&self) -> bool {
-        self.open == 0 && self.waiters.is_empty()
+        self.open == 0 && self.waiters.is_empty() && self.dials.is_empty()
     }
 }
 
@@ -178,7 +197,8 @@ impl Pool {
     }
 
     /// Connection `c` of `k` is idle. Answers the waiter that takes it at once, if
-    /// any; else it joins the pool.
+    /// any (one waiting for a slot, else one waiting for a dial's room); else it
+    /// joins the pool.
     pub fn put_idle(
         &mut self,
         k: Key<'_>,
@@ -188,6 +208,16 @@ impl Pool {
         self.with_entry(k, |e| {
             if let Some(w) = pop_waiter(e, &still_waiting) {
                 return Some(w);
+            }
+            // A task waiting for a dial's room takes a connection ready now.
+            for d in &mut e.dials {
+                while !d.claimants.is_empty() {
+                    let w = d.claimants.remove(0);
+                    d.free += 1;
+                    if still_waiting(w) {
+                        return Some(w);
+                    }
+                }
             }
             e.idle.push(c);
             None
@@ -201,11 +231,62 @@ impl Pool {
         }
     }
 
-    /// Task `task` no longer waits for a slot of `k`.
+    /// Task `task` no longer waits for a slot of `k` (nor for a dial's room: the
+    /// room it claimed is free again).
     pub fn cancel_wait(&mut self, k: Key<'_>, task: usize) {
         if let Some(e) = self.find(k) {
             e.waiters.retain(|&w| w != task);
+            for d in &mut e.dials {
+                if let Some(i) = d.claimants.iter().position(|&w| w == task) {
+                    d.claimants.remove(i);
+                    d.free += 1;
+                }
+            }
         }
+    }
+
+    /// Task `task` began a dial of `k` for a pipelinable request: its connection
+    /// will have room for `n` more requests.
+    pub fn promise(&mut self, k: Key<'_>, task: usize, n: usize) {
+        self.with_entry(k, |e| {
+            e.dials.push(Dial {
+                task,
+                free: n,
+                claimants: Vec::new(),
+            })
+        });
+    }
+
+    /// Task `task` claims one request's room of a dial of `k` in progress, if one
+    /// has some unclaimed, and waits for it (true); else it must find a connection
+    /// itself.
+    pub fn claim(&mut self, k: Key<'_>, task: usize) -> bool {
+        let Some(d) = self
+            .find(k)
+            .and_then(|e| e.dials.iter_mut().find(|d| d.free > 0))
+        else {
+            return false;
+        };
+        d.free -= 1;
+        d.claimants.push(task);
+        true
+    }
+
+    /// Task `task`'s dial of `k` is over (its request went out, or it failed): its
+    /// record goes, and its claimants are answered, in order, for the caller to
+    /// start again (onto its connection's room, or elsewhere).
+    pub fn settle(&mut self, k: Key<'_>, task: usize) -> Vec<usize> {
+        let Some(e) = self.find(k) else {
+            return Vec::new();
+        };
+        let Some(i) = e.dials.iter().position(|d| d.task == task) else {
+            return Vec::new();
+        };
+        let d = e.dials.swap_remove(i);
+        if e.is_empty() {
+            self.prune(k);
+        }
+        d.claimants
     }
 
     /// True when `k` has an idle connection.
@@ -485,5 +566,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A dial's promised room is claimed up to its size; settling answers its
+    /// claimants in order and leaves nothing behind; a cancelled claim frees its
+    /// room; an idle connection goes to a claimant before the idle list.
+    #[test]
+    fn dial_room_is_claimed_settled_and_freed() {
+        let mut p = Pool::default();
+        let yes = |_: usize| true;
+        assert!(!p.claim(A, 9), "no dial in progress");
+        assert_eq!(p.acquire(A, 1, lim(0)), Acquire::Dial);
+        p.promise(A, 1, 2);
+        assert!(p.claim(A, 2) && p.claim(A, 3));
+        assert!(!p.claim(A, 4), "its room is all claimed");
+        assert!(!p.claim(A_TLS, 4), "another key has no dial");
+        p.cancel_wait(A, 2);
+        assert!(p.claim(A, 5), "a cancelled claim frees its room");
+        assert_eq!(p.settle(A, 1), vec![3, 5]);
+        assert_eq!(p.settle(A, 1), Vec::<usize>::new(), "settled once");
+        assert!(!p.claim(A, 6), "nothing promised any more");
+        // A second dial: its claimant takes a connection that goes idle meanwhile.
+        p.promise(A, 7, 3);
+        assert!(p.claim(A, 8));
+        assert_eq!(p.put_idle(A, 100, yes), Some(8));
+        assert_eq!(p.put_idle(A, 100, yes), None, "then the idle list");
+        assert_eq!(p.settle(A, 7), Vec::<usize>::new());
+        // The entry goes once nothing is held.
+        assert_eq!(p.take_idle(A), Some(100));
+        assert_eq!(p.closed(A, yes), None);
+        assert!(p.map.is_empty(), "{:?}", p.map);
     }
 }

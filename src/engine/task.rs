@@ -188,22 +188,38 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.cfg.pipeline > 1 && self.pipe_onto_room(t) {
             return;
         }
+        let pipe = self.cfg.pipeline > 1 && self.may_pipeline(t);
         let task = &self.tasks[t];
         let key = key_of(task.a.url(&task.first));
+        // A connection being dialed for its host will have room: wait for it rather
+        // than open another.
+        if pipe && !self.pool.has_idle(key) && self.pool.claim(key, t) {
+            self.wait_host(t);
+            return;
+        }
         let (limit, shared, me) = (self.cfg.per_host, &self.cfg.shared, self.member.id);
         let may_open = |_| limit == 0 || shared.try_open(key, limit, me);
         match self.pool.acquire(key, t, may_open) {
             Acquire::Idle(c) => self.reuse_for(t, c),
-            Acquire::Wait => {
-                let task = &mut self.tasks[t];
-                task.state = TaskState::WaitHost;
-                // No deadline runs while waiting; a redirect hop's total is paused
-                // (`begin_clock` resumes it).
-                let now = self.wheel.ms(self.now);
-                task.deadlines.suspend(now, &mut self.wheel);
+            Acquire::Wait => self.wait_host(t),
+            Acquire::Dial => {
+                if pipe {
+                    self.pool.promise(key, t, self.cfg.pipeline - 1);
+                    self.tasks[t].a.promised = true;
+                }
+                self.dial(t)
             }
-            Acquire::Dial => self.dial(t),
         }
+    }
+
+    /// Task `t` waits for a connection of its host (a slot, or a dial's room).
+    fn wait_host(&mut self, t: usize) {
+        let task = &mut self.tasks[t];
+        task.state = TaskState::WaitHost;
+        // No deadline runs while waiting; a redirect hop's total is paused
+        // (`begin_clock` resumes it).
+        let now = self.wheel.ms(self.now);
+        task.deadlines.suspend(now, &mut self.wheel);
     }
 
     /// Gives pooled connection `c` to task `t`: the attempt's clocks start (if not
@@ -329,6 +345,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     /// The task gives back the pool slot it reserved for a dial.
     pub(super) fn release_host_slot(&mut self, t: usize) {
+        self.settle_dial(t);
         let task = &self.tasks[t];
         let tasks = &self.tasks;
         let key = key_of(task.a.url(&task.first));
@@ -453,6 +470,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     }
 
     pub(super) fn finish(&mut self, t: usize, error: Option<Error>) {
+        self.settle_dial(t);
         self.host_done(t, error.as_ref().map(|e| e.kind));
         let mut task = self.tasks.remove(t);
         task.deadlines.cancel(&mut self.wheel);
