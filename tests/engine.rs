@@ -83,6 +83,15 @@ fn connect_refused_is_not_retried() {
     assert_eq!(kind(o), Some(ErrorKind::ConnectRefused));
     assert_eq!(o.attempts, 1);
     assert!(o.status.is_none());
+    // The connect ran (and was refused): its time is reported; no lookup ran.
+    assert!(
+        o.timings.connect.is_some() && o.timings.dns.is_none(),
+        "{o:?}"
+    );
+    assert!(
+        o.timings.total.is_some() && o.timings.ttfb.is_none(),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -959,6 +968,12 @@ fn dns_server_in_the_loop() {
         o[2]
     );
     assert_eq!(o[2].attempts, 1, "no such name is final");
+    // The lookup ran (and failed): its time is reported; nothing was connected.
+    assert!(
+        o[2].timings.dns.is_some() && o[2].timings.connect.is_none(),
+        "{:?}",
+        o[2]
+    );
     assert_eq!(kind(&o[3]), Some(ErrorKind::Dns));
     assert_eq!(o[3].attempts, 2, "a server failure is retried");
     // Silence: the connect deadline (which covers resolution) fires during the first

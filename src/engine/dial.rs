@@ -27,7 +27,8 @@
 //!   dialer's start (`None` when no lookup ran: an IP literal, a `--resolve` pin),
 //!   `connect` from the first address's connect, so it covers every address tried
 //!   (the whole race, plus the proxy tunnel), `tls` from the connected (or tunneled)
-//!   socket.
+//!   socket; a dial that fails reports the time of the stage it failed in
+//!   ([`Dialer::note_failure`]: a refused connect took that long too).
 
 use super::api::{Config, Proxy, Timings};
 use super::race::{interleave, Race};
@@ -172,6 +173,21 @@ impl Dialer {
         self.addrs = Some(Arc::from([]));
         self.unix = true;
         self.next(ctx)
+    }
+
+    /// The dial fails at `now`: the stage it was in ran until then, and its time is
+    /// reported (`dns` while resolving, `connect` while connecting, `tls` during
+    /// the handshake of an https target); a stage that never began stays `None`.
+    pub fn note_failure(&self, now: Instant, tls: bool, timings: &mut Timings) {
+        if self.addrs.is_none() && !self.unix {
+            timings.dns = Some(now.duration_since(self.stage_start));
+        } else if timings.connect.is_none() {
+            if let Some(began) = self.connect_start {
+                timings.connect = Some(now.duration_since(began));
+            }
+        } else if tls && timings.tls.is_none() {
+            timings.tls = Some(now.duration_since(self.stage_start));
+        }
     }
 
     /// The resolver answered: applies `--allow`/`--deny`, then connects (or, for

@@ -360,6 +360,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// The attempt failed with `e`: retry when allowed (`final_` forbids it), else
     /// finish with the error.
     pub(super) fn fail(&mut self, t: usize, e: Error, final_: bool) {
+        // A dial that fails: the stage it was in ran, and took this long.
+        let task = &mut self.tasks[t];
+        if let Some(d) = task.a.dial.as_ref() {
+            let tls = task.a.url(&task.first).tls;
+            d.note_failure(self.now, tls, &mut task.a.timings);
+        }
         // The host hears first, so that a pause holds back the waiter that takes
         // what this task gives back.
         self.host_done(t, Some(e.kind));
