@@ -126,6 +126,46 @@ impl<'a> ResponseHead<'a> {
             .collect()
     }
 
+    /// The status line as received (`HTTP/1.1 200 OK`, without its line end). The
+    /// head buffer may begin with interim (1xx) heads: the first head whose status
+    /// code is this response's is the final one (an interim code is never final,
+    /// except 101, which no interim head carries).
+    pub fn status_line(&self) -> &'a [u8] {
+        let mut rest = self.buf;
+        loop {
+            while let Some(r) = rest.strip_prefix(b"\r\n").or(rest.strip_prefix(b"\n")) {
+                rest = r;
+            }
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                return &[];
+            };
+            let line = &rest[..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let code = line.splitn(3, |&b| b == b' ').nth(1);
+            let digits = |c: &[u8]| {
+                c.iter().try_fold(0u16, |n, &d| {
+                    d.is_ascii_digit().then(|| n * 10 + u16::from(d - b'0'))
+                })
+            };
+            if code.is_some_and(|c| c.len() == 3 && digits(c) == Some(self.status)) {
+                return line;
+            }
+            // Past this head: its blank line.
+            let mut at = end + 1;
+            loop {
+                let Some(e) = rest[at..].iter().position(|&b| b == b'\n') else {
+                    return &[];
+                };
+                let l = &rest[at..at + e];
+                at += e + 1;
+                if l.is_empty() || l == b"\r" {
+                    break;
+                }
+            }
+            rest = &rest[at..];
+        }
+    }
+
     /// The first value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers()

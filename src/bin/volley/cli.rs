@@ -66,7 +66,7 @@ pub struct Opts {
     /// With --shard auto in a Kubernetes Indexed Job: the number of shards.
     #[arg(help_heading = "Targets", long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub shards: Option<u64>,
-    /// Write results to FILE (default standard output).
+    /// Write results to FILE (default standard output; `-` is standard output).
     #[arg(
         help_heading = "Output",
         short = 'o',
@@ -277,6 +277,11 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// True when results go to standard output: no `-o`, or `-o -` (as curl).
+    pub fn to_stdout(&self) -> bool {
+        self.output.as_ref().is_none_or(|o| o.as_os_str() == "-")
+    }
+
     /// The cookie jar of `--cookie-jar`, loaded from its file when that exists.
     pub fn cookie_jar(&self) -> Result<Option<volley::cookie::Jar>, String> {
         let Some(path) = &self.cookie_jar else {

@@ -163,6 +163,8 @@ impl Handler for Probe {
         }
         if self.opts.filters.needs_text() {
             let mut t = Vec::new();
+            t.extend_from_slice(head.status_line());
+            t.extend_from_slice(b"\r\n");
             for (n, v) in head.headers() {
                 t.extend_from_slice(n);
                 t.extend_from_slice(b": ");
@@ -237,17 +239,22 @@ impl Handler for Probe {
             return;
         }
         let x = Extras {
+            // Only the final response's: none when no response arrived (a head
+            // kept from an earlier attempt or hop is not this result's).
             title: self.opts.title.then(|| {
                 flight
                     .as_ref()
+                    .filter(|_| responded)
                     .and_then(|f| f.title.as_deref())
                     .and_then(html_title)
             }),
             headers: self.opts.headers.then(|| {
-                flight
-                    .as_ref()
-                    .and_then(|f| f.head.clone())
-                    .unwrap_or_default()
+                responded.then(|| {
+                    flight
+                        .as_mut()
+                        .and_then(|f| f.head.take())
+                        .unwrap_or_default()
+                })
             }),
             counts: self.opts.counts.then_some(counts),
             hash: self

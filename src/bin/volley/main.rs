@@ -118,7 +118,7 @@ fn job(opts: &cli::Opts) -> run::Job {
 /// How results are filtered and written.
 fn output_options(opts: &cli::Opts) -> handler::Options {
     use filter::Conditions;
-    let to_stdout = opts.resume.is_none() && opts.output.is_none();
+    let to_stdout = opts.resume.is_none() && opts.to_stdout();
     handler::Options {
         format: opts.format,
         filters: filter::Filters {
@@ -174,6 +174,11 @@ fn resume_state(opts: &cli::Opts) -> resume::Done {
     let Some(r) = &opts.resume else {
         return resume::Done::default();
     };
+    if r.as_os_str() == "-" {
+        usage(
+            "--resume needs a file to read and append to, not `-` (write ./- for a file named -)",
+        );
+    }
     if opts.output.as_ref().is_some_and(|o| o != r) {
         usage("--resume FILE writes to FILE: drop -o or give it the same file");
     }
@@ -191,8 +196,13 @@ fn resume_state(opts: &cli::Opts) -> resume::Done {
     skip
 }
 
-/// The output: `--resume FILE` (appended), `-o FILE` (truncated) or stdout.
+/// The output: `--resume FILE` (appended), `-o FILE` (truncated) or stdout (no
+/// `-o`, or `-o -`). Stdout and a file fail alike: a write error (EPIPE included)
+/// ends the run with exit 1 and one line on stderr (see `writer`).
 fn open_output(opts: &cli::Opts) -> Box<dyn Write + Send> {
+    if opts.resume.is_none() && opts.to_stdout() {
+        return Box::new(std::io::stdout());
+    }
     match opts.resume.as_ref().or(opts.output.as_ref()) {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()

@@ -7,6 +7,8 @@
 //! - a Slurm array task: `SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_MIN` and
 //!   `SLURM_ARRAY_TASK_MAX` or `SLURM_ARRAY_TASK_COUNT`, stepped by
 //!   `SLURM_ARRAY_TASK_STEP` (default 1), so `--array=1-7:2` gives tasks 1/4…4/4.
+//!   Without MIN, COUNT gives the array's size and its start is MAX − (COUNT − 1) ×
+//!   STEP when MAX is set, else 0.
 //!   An array that is not one evenly stepped range (`--array=1,3,8`) cannot be
 //!   numbered from the environment: give `--shard K/N` explicitly.
 //!
@@ -99,12 +101,14 @@ fn slurm(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(u64, u64), String> {
     let list = "give --shard K/N explicitly for an array that is not one stepped range";
-    let min = num(env, "SLURM_ARRAY_TASK_MIN")?
-        .ok_or_else(|| format!("--shard auto: SLURM_ARRAY_TASK_MIN is not set; {list}"))?;
     let step = num(env, "SLURM_ARRAY_TASK_STEP")?.unwrap_or(1);
     if step == 0 {
         return Err("--shard auto: SLURM_ARRAY_TASK_STEP=0".into());
     }
+    let min = match num(env, "SLURM_ARRAY_TASK_MIN")? {
+        Some(min) => min,
+        None => implied_min(step, env)?,
+    };
     let from_max = match num(env, "SLURM_ARRAY_TASK_MAX")? {
         Some(max) if max >= min => Some((max - min) / step + 1),
         Some(max) => {
@@ -143,6 +147,34 @@ fn slurm(
         }
     }
     Ok((k, n))
+}
+
+/// `SLURM_ARRAY_TASK_MIN` when it is not set (Slurm exports it with COUNT and MAX;
+/// a hand-made environment may give only ID and COUNT): with MAX too, the first
+/// task of the stepped range that ends at MAX, MAX − (COUNT − 1) × STEP; with COUNT
+/// alone, 0 (an array numbered from 0, as `--array=0-N`). With neither COUNT nor
+/// MIN the array's start cannot be known.
+fn implied_min(step: u64, env: &dyn Fn(&str) -> Option<String>) -> Result<u64, String> {
+    let Some(count) = num(env, "SLURM_ARRAY_TASK_COUNT")? else {
+        return Err(
+            "--shard auto: neither SLURM_ARRAY_TASK_MIN nor SLURM_ARRAY_TASK_COUNT is set \
+             (a Slurm array task has one of them); give --shard K/N"
+                .into(),
+        );
+    };
+    let Some(max) = num(env, "SLURM_ARRAY_TASK_MAX")? else {
+        return Ok(0);
+    };
+    count
+        .checked_sub(1)
+        .and_then(|c| c.checked_mul(step))
+        .and_then(|span| max.checked_sub(span))
+        .ok_or_else(|| {
+            format!(
+                "--shard auto: SLURM_ARRAY_TASK_COUNT={count} tasks of step {step} cannot end \
+                 at SLURM_ARRAY_TASK_MAX={max}; give --shard K/N"
+            )
+        })
 }
 
 #[cfg(test)]
@@ -199,6 +231,18 @@ mod tests {
                 None,
                 (3, 3),
             ),
+            // No MIN: ID and COUNT alone number an array from 0 (--array=0-3)
+            (&[(ID, "0"), (COUNT, "4")], None, (1, 4)),
+            (&[(ID, "3"), (COUNT, "4")], Some(4), (4, 4)),
+            // No MIN, with MAX: the range ends at MAX (--array=1-4, --array=1-7:2)
+            (&[(ID, "1"), (MAX, "4"), (COUNT, "4")], None, (1, 4)),
+            (&[(ID, "4"), (MAX, "4"), (COUNT, "4")], None, (4, 4)),
+            (&[(ID, "2"), (MAX, "4"), (COUNT, "3")], None, (1, 3)),
+            (
+                &[(ID, "5"), (MAX, "7"), (STEP, "2"), (COUNT, "4")],
+                None,
+                (3, 4),
+            ),
             // Kubernetes, 0-based; it wins over inherited Slurm variables
             (&[("JOB_COMPLETION_INDEX", "0")], Some(8), (1, 8)),
             (
@@ -231,6 +275,20 @@ mod tests {
                 None,
                 "neither",
             ),
+            // No MIN and no COUNT: where the array starts is unknown.
+            (&[(ID, "3"), (MAX, "4")], None, "SLURM_ARRAY_TASK_COUNT"),
+            // No MIN, COUNT alone: a 1-based array's last task is outside 0..COUNT.
+            (&[(ID, "4"), (COUNT, "4")], None, "not in the array"),
+            (&[(ID, "1"), (COUNT, "4")], Some(3), "disagrees"),
+            // No MIN: COUNT steps cannot end at MAX.
+            (&[(ID, "1"), (MAX, "3"), (COUNT, "5")], None, "cannot end"),
+            (
+                &[(ID, "1"), (MAX, "3"), (STEP, "2"), (COUNT, "3")],
+                None,
+                "cannot end",
+            ),
+            (&[(ID, "1"), (MAX, "3"), (COUNT, "0")], None, "cannot end"),
+            (&[(ID, "0"), (COUNT, "0")], None, "not in the array"),
             // --array=1,3,8: 3 tasks spanning 1..8
             (
                 &[

@@ -175,19 +175,10 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
         out.extend_from_slice(b",\"title\":");
         opt_str(out, t.as_deref());
     }
-    if let Some(h) = &x.headers {
-        out.extend_from_slice(b",\"headers\":[");
-        for (i, (n, v)) in h.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'[');
-            json_str(out, n);
-            out.push(b',');
-            json_str(out, v);
-            out.push(b']');
-        }
-        out.push(b']');
+    match &x.headers {
+        None => {}
+        Some(None) => out.extend_from_slice(b",\"headers\":null"),
+        Some(Some(h)) => headers(out, h),
     }
     if o.capped {
         out.extend_from_slice(b",\"capped\":true");
@@ -227,6 +218,22 @@ pub fn line(out: &mut Vec<u8>, o: &Outcome, x: &Extras) {
 
 /// The `tls` object: version, cipher, and the leaf certificate's subject CN, SANs,
 /// issuer, not-after and SPKI pin (`null` for what the peer did not send).
+/// `,"headers":[[name,value],…]`.
+fn headers(out: &mut Vec<u8>, h: &[(String, String)]) {
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, (n, v)) in h.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_str(out, n);
+        out.push(b',');
+        json_str(out, v);
+        out.push(b']');
+    }
+    out.push(b']');
+}
+
 fn tls(out: &mut Vec<u8>, t: &volley::engine::api::TlsInfo) {
     let cert = t.certificate();
     let c = cert.as_ref();
@@ -338,7 +345,7 @@ mod tests {
         o.capped = true;
         let x = Extras {
             title: Some(None),
-            headers: Some(Vec::new()),
+            headers: Some(Some(Vec::new())),
             counts: Some(Some((3, 2))),
             hash: Some(Some(("ab".into(), "00000000000000ff".into()))),
             ip: Some(Some("127.0.0.1".parse().unwrap())),
@@ -379,6 +386,7 @@ mod tests {
         assert_eq!(j["soft404"], true);
         // Asked for, but nothing to say: null, never missing.
         let x = Extras {
+            headers: Some(None),
             counts: Some(None),
             hash: Some(None),
             ip: Some(None),
@@ -390,6 +398,7 @@ mod tests {
         line(&mut v, &crate::testutil::outcome(5, None, None), &x);
         let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
         for k in [
+            "headers",
             "words",
             "lines",
             "body_sha256",

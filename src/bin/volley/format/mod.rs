@@ -27,8 +27,9 @@ pub enum Format {
 pub struct Extras {
     /// `Some(title)` with --title (`None` inside: no title found).
     pub title: Option<Option<String>>,
-    /// With --headers: the final response's fields (empty without a response).
-    pub headers: Option<Vec<(String, String)>>,
+    /// With --headers: the final response's fields (none without a response; an
+    /// empty list for a response with no fields).
+    pub headers: Option<Option<Vec<(String, String)>>>,
     /// With --counts: words and lines of the body read (none without a response).
     pub counts: Option<Option<(u64, u64)>>,
     /// With --hash: `body_sha256` and `simhash`, hex (none without a response).
@@ -82,7 +83,7 @@ mod tests {
                 &o,
                 &Extras {
                     title: Some(Some("t\nt".into())),
-                    headers: Some(vec![("a".into(), "b\n".into())]),
+                    headers: Some(Some(vec![("a".into(), "b\n".into())])),
                     counts: Some(Some((1, 2))),
                     hash: Some(None),
                     soft404: Some(Some(true)),
