@@ -62,7 +62,16 @@ fn tokio_tasks_keep_running_while_a_request_waits() {
 
 #[test]
 fn next_timeout_and_fd() {
-    let srv = http(|_| ok_response("x"));
+    // The answer waits until the test has looked at the request in flight (a fast
+    // loopback answer could otherwise finish it within the first turn).
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let srv = server(move |_, mut st, _| {
+        if read_request(&mut st).is_some() {
+            let _ = wait.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            let _ = st.write_all(&ok_response("x"));
+        }
+    });
     let spec = Arc::new(RequestSpec::default());
     let reqs = vec![Request {
         tag: 1,
@@ -78,6 +87,7 @@ fn next_timeout_and_fd() {
         .next_timeout()
         .expect("a request in flight has a deadline");
     assert!(t <= cfg().total_timeout.unwrap());
+    go.send(()).unwrap();
     while e.step(Some(Duration::from_millis(100))).unwrap() {}
     assert_eq!(e.next_timeout(), None, "finished: nothing to wait for");
     assert_eq!(e.handler().outcomes[0].status, Some(200));
