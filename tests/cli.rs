@@ -630,13 +630,34 @@ fn request_options_reach_the_wire() {
         req.contains("Content-Length: 7\r\n") && req.ends_with("a=1&b=2"),
         "{req}"
     );
-    // -X with -d: the method given wins.
+    // -d sends a form unless told otherwise (as curl).
+    assert!(
+        req.contains("Content-Type: application/x-www-form-urlencoded\r\n"),
+        "{req}"
+    );
+    // -X with -d: the method given wins; a -H Content-Type replaces the form's;
+    // 'Name:' with no value removes a default header (as curl).
     let out = volley()
-        .args(["-q", "-X", "PUT", "-d", "z", &s.url("/put")])
+        .args([
+            "-q",
+            "-X",
+            "PUT",
+            "-d",
+            "z",
+            "-H",
+            "Content-Type: text/plain",
+        ])
+        .args(["-H", "Accept:", &s.url("/put")])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(s.requests.lock().unwrap()[1].starts_with("PUT /put HTTP/1.1\r\n"));
+    let req = s.requests.lock().unwrap()[1].clone();
+    assert!(req.starts_with("PUT /put HTTP/1.1\r\n"), "{req}");
+    assert!(req.contains("Content-Type: text/plain\r\n"), "{req}");
+    assert!(
+        !req.contains("x-www-form") && !req.contains("Accept:"),
+        "{req}"
+    );
     // An unreadable -d @FILE is a usage error naming the option.
     let out = volley()
         .args(["-d", "@/nonexistent/body", &s.url("/")])

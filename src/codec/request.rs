@@ -119,7 +119,9 @@ pub fn encode(buf: &mut Vec<u8>, req: &RequestHead<'_>) -> Result<(), Error> {
             push_header(buf, n, v.as_bytes());
         }
     }
-    for (n, v) in req.headers {
+    // A user header with an empty value is not sent: it only removes the default
+    // of that name (curl's `-H 'Accept:'`).
+    for (n, v) in req.headers.iter().filter(|(_, v)| !v.is_empty()) {
         push_header(buf, n, v.as_bytes());
     }
     if let Some(a) = req.proxy_auth {
@@ -203,6 +205,39 @@ mod tests {
             close: false,
             proxy_auth: None,
         }
+    }
+
+    /// An empty user value removes the default of that name and sends nothing.
+    #[test]
+    fn empty_user_header_removes_the_default() {
+        let mut buf = Vec::new();
+        let headers = [
+            ("accept".to_string(), String::new()),
+            ("X-Empty".to_string(), String::new()),
+            ("X-Kept".to_string(), "1".to_string()),
+        ];
+        encode(
+            &mut buf,
+            &RequestHead {
+                method: "GET",
+                target: "/",
+                host: "h",
+                port: None,
+                defaults: &DEFAULT_HEADERS,
+                headers: &headers,
+                body: b"",
+                close: false,
+                proxy_auth: None,
+            },
+        )
+        .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(!text.to_ascii_lowercase().contains("accept:"), "{text}");
+        assert!(!text.contains("X-Empty"), "{text}");
+        assert!(
+            text.contains("X-Kept: 1\r\n") && text.contains("User-Agent: "),
+            "{text}"
+        );
     }
 
     #[test]

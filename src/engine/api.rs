@@ -21,7 +21,8 @@ use std::time::Duration;
 pub struct RequestSpec {
     /// Method token (`GET`, `HEAD`, `POST`, ...).
     pub method: String,
-    /// User headers, in order; each replaces a default header of the same name.
+    /// User headers, in order; each replaces a default header of the same name (one
+    /// with an empty value is not sent: it only removes that default).
     pub headers: Vec<(String, String)>,
     /// Request body (sent with Content-Length when not empty).
     pub body: Vec<u8>,

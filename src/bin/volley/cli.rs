@@ -187,7 +187,8 @@ pub struct Opts {
     /// Request method (default GET, or POST with --data).
     #[arg(help_heading = "Request", short = 'X', long = "method")]
     pub method: Option<String>,
-    /// Extra header 'Name: value' (repeatable; replaces a default of that name).
+    /// Extra header 'Name: value' (repeatable; replaces a default of that name;
+    /// 'Name:' with no value removes it).
     #[arg(
         help_heading = "Request",
         short = 'H',
@@ -432,6 +433,17 @@ impl Opts {
                 None => d.clone().into_bytes(),
             },
         };
+        // -d sends a form unless a -H says what it is (as curl).
+        if self.data.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push((
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ));
+        }
         Ok(RequestSpec {
             method: m,
             headers,
