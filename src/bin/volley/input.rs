@@ -39,6 +39,22 @@ pub enum Targets {
     },
 }
 
+/// A line as text: bytes that are not UTF-8 are percent-encoded (`%FF`), so the
+/// request carries them as given rather than as U+FFFD.
+pub fn as_text(line: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(line) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for chunk in line.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
+}
+
 /// Skips blank and comment lines; trims.
 pub fn usable(line: &str) -> Option<&str> {
     let t = line.trim();
@@ -188,7 +204,7 @@ impl Stream {
                             let mut line = Vec::new();
                             while let Some(read) = read_line(&mut r, &mut line, LINE_KEEP)? {
                                 let more = !r.buffer().is_empty();
-                                let text = String::from_utf8_lossy(&line);
+                                let text = as_text(&line);
                                 if read.too_long(MAX_INPUT) && !text.trim().starts_with('#') {
                                     // The kept bytes are refused as too long: one
                                     // result per target the line would have made.
@@ -501,5 +517,13 @@ mod tests {
                 proptest::prop_assert_eq!(read.last, w.last().copied());
             }
         }
+    }
+
+    /// Bytes that are not UTF-8 go on the wire as they were, percent-encoded.
+    #[test]
+    fn invalid_utf8_is_percent_encoded() {
+        assert_eq!(as_text(b"http://h/a\xff\xfe"), "http://h/a%FF%FE");
+        assert_eq!(as_text("http://h/é".as_bytes()), "http://h/é");
+        assert_eq!(as_text(b"\xc3"), "%C3");
     }
 }
