@@ -400,6 +400,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Gives back what the task holds: its connection, or its pool slot while it
     /// dials, or its place among a host's waiters.
     pub(super) fn give_back(&mut self, t: usize) {
+        self.settle_dial(t);
         self.forget_lookup(t);
         self.abandon_race(t);
         let conn = self.tasks[t].a.conn.take();
