@@ -289,7 +289,7 @@ fn setup(hosts: &[Behaviour], picks: &[usize]) -> (Config, Vec<String>) {
         .collect();
     let c = Config {
         dns_servers: vec![dns],
-        connect_timeout: Duration::from_millis(700),
+        connect_timeout: Duration::from_millis(500),
         read_timeout: Duration::from_secs(3),
         total_timeout: Some(Duration::from_secs(10)),
         ..cfg()
@@ -440,11 +440,12 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, max_shrink_iters: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 28, max_shrink_iters: 64, ..ProptestConfig::default() })]
 
     /// Small random scenarios: N requests to 1–3 hosts of random behaviours, at
-    /// `--pipeline` 2–5, `--per-host` 0–2, with or without retries and keep-alive,
-    /// sometimes a request cancelled or the run stopped: every request gets exactly
+    /// `--pipeline` 2–5, `--per-host` 0–2, with or without retries, keep-alive and
+    /// the politeness gate (`adapt`), sometimes a request cancelled or the run
+    /// stopped: every request gets exactly
     /// one outcome, in bounded time, of a kind its host allows.
     #[test]
     fn every_request_gets_one_sane_outcome(
@@ -457,9 +458,10 @@ proptest! {
         keepalive in prop::bool::weighted(0.85),
         cancel in prop::option::weighted(0.25, (1u64..=9, 1usize..6)),
         stop_after in prop::option::weighted(0.1, 1usize..8),
+        adapt in prop::bool::weighted(0.3),
     ) {
         let (c, urls) = setup(&hosts, &picks);
-        let c = Config { pipeline, per_host, concurrency, retries, keepalive, ..c };
+        let c = Config { pipeline, per_host, concurrency, retries, keepalive, adapt, ..c };
         let m = Meddle { cancel, stop_after };
         let r = drive(c, &urls, m);
         let r = match r {
