@@ -91,6 +91,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         task.a.promised = false;
         let task = &self.tasks[t];
         let claimants = self.pool.settle(key_of(task.a.url(&task.first)), t);
+        // At a stop the claimants are cancelled where they wait: none starts now.
+        if self.stopped() {
+            return;
+        }
         for w in claimants {
             self.hand_off(super::Handoff::Start(w));
         }

@@ -153,6 +153,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Begins an attempt (first, retry) from the first URL, with fresh state.
     pub(super) fn start_attempt(&mut self, t: usize) {
         let task = &mut self.tasks[t];
+        // A dial on record in the pool is settled before its attempt is dropped
+        // (`give_back`): a lost record would leave its claimants waiting.
+        debug_assert!(!task.a.promised, "an unsettled dial record");
         task.a = Attempt::default();
         task.paused = false;
         task.deadlines.set_total(None);
