@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use volley::engine::{Config, Engine, Request, RequestSpec};
+use volley::engine::{Config, Engine};
 use volley::ErrorKind;
 
 fn kind(o: &volley::engine::Outcome) -> Option<ErrorKind> {
@@ -255,20 +255,6 @@ fn ipv6_first_then_ipv4_after_a_refusal() {
     let r = run(c, &[format!("http://both.test:{port}/")]);
     assert_eq!(r.outcomes[0].status, Some(200), "{:?}", r.outcomes[0]);
     assert_eq!(r.bodies[&1], b"four");
-}
-
-fn requests(urls: &[String]) -> std::iter::Fuse<std::vec::IntoIter<Request>> {
-    let spec = Arc::new(RequestSpec::default());
-    let v: Vec<Request> = urls
-        .iter()
-        .enumerate()
-        .map(|(i, u)| Request {
-            tag: i as u64 + 1,
-            url: u.clone(),
-            spec: spec.clone(),
-        })
-        .collect();
-    v.into_iter().fuse()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{cfg, read_request, run, run_with, server, Collect};
+use common::{cfg, loopback_dns, read_request, run, run_with, server, Collect};
 use proptest::prelude::*;
 use std::io::Write;
 use std::net::TcpStream;
@@ -169,35 +169,6 @@ fn a_new_connection_only_when_no_room_is_coming() {
     }
 }
 
-/// A fake DNS server on loopback: `A 127.0.0.1` for every name, no AAAA data.
-fn loopback_dns() -> std::net::SocketAddr {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let q = &buf[..n];
-            let mut i = 12;
-            while i < n && q[i] != 0 {
-                i += 1 + q[i] as usize;
-            }
-            if i + 5 > n {
-                continue;
-            }
-            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
-            let mut r = q[..i + 5].to_vec();
-            r[2] = 0x81;
-            r[3] = 0x80;
-            if qtype == 1 {
-                r[7] = 1;
-                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1]);
-            }
-            let _ = sock.send_to(&r, from);
-        }
-    });
-    addr
-}
-
 /// While the first connection's name is still being resolved, the requests after
 /// it wait for the room that connection will have (they do not each dial): 8
 /// requests to a name with `--pipeline 4` take 2 connections.
@@ -209,7 +180,7 @@ fn requests_wait_for_the_room_of_a_dial_in_progress() {
     let base = format!("http://room.pipe.test:{}", s.addr.port());
     let list = urls(&base, 8);
     let c = Config {
-        dns_servers: vec![loopback_dns()],
+        dns_servers: vec![loopback_dns(|_| Some(Duration::ZERO))],
         ..piped(4, 8, 0)
     };
     let r = run(c, &list);

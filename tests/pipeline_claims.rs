@@ -11,15 +11,15 @@
 
 mod common;
 
-use common::{cfg, closed_port, read_request, server, Collect};
+use common::{cfg, closed_port, loopback_dns, read_request, requests, server, Collect};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use volley::engine::{Config, Engine, Request, RequestSpec};
+use volley::engine::{Config, Engine};
 use volley::ErrorKind;
 
 /// The hard limit of one run.
@@ -42,17 +42,7 @@ fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
     if m.stop_after.is_some() {
         c.stop = Some(stop.clone());
     }
-    let spec = Arc::new(RequestSpec::default());
-    let reqs: Vec<Request> = urls
-        .iter()
-        .enumerate()
-        .map(|(i, u)| Request {
-            tag: i as u64 + 1,
-            url: u.clone(),
-            spec: spec.clone(),
-        })
-        .collect();
-    let mut e = Engine::new(c, reqs.into_iter().fuse(), Collect::default()).unwrap();
+    let mut e = Engine::new(c, requests(urls), Collect::default()).unwrap();
     let until = Instant::now() + LIMIT;
     let mut steps = 0;
     while e
@@ -95,50 +85,6 @@ fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
         return Err(format!("outcomes by tag {tags:?}, want {want:?}"));
     }
     Ok(r)
-}
-
-/// A fake DNS server on loopback: every A question is answered 127.0.0.1 after the
-/// delay `delay(name)` gives (None: never answered); AAAA gets no address.
-fn dns(delay: impl Fn(&str) -> Option<Duration> + Send + 'static) -> SocketAddr {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let q = &buf[..n];
-            let mut i = 12;
-            let mut labels = Vec::new();
-            while i < n && q[i] != 0 {
-                let len = q[i] as usize;
-                labels.push(
-                    String::from_utf8_lossy(&q[(i + 1).min(n)..(i + 1 + len).min(n)]).into_owned(),
-                );
-                i += 1 + len;
-            }
-            if i + 5 > n {
-                continue;
-            }
-            let name = labels.join(".");
-            let Some(wait) = delay(&name) else {
-                continue;
-            };
-            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
-            let mut r = q[..i + 5].to_vec();
-            r[2] = 0x81;
-            r[3] = 0x80;
-            if qtype == 1 {
-                r[7] = 1;
-                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1]);
-            }
-            let reply = sock.try_clone().unwrap();
-            // The late answer goes from its own thread: the others are not held up.
-            std::thread::spawn(move || {
-                std::thread::sleep(wait);
-                let _ = reply.send_to(&r, from);
-            });
-        }
-    });
-    addr
 }
 
 /// How a host behaves.
@@ -278,7 +224,7 @@ fn setup(hosts: &[Behaviour], picks: &[usize]) -> (Config, Vec<String>) {
             (format!("h{h}.claims.test"), d)
         })
         .collect();
-    let dns = dns(move |name| delays.get(name).copied().unwrap_or(Some(Duration::ZERO)));
+    let dns = loopback_dns(move |name| delays.get(name).copied().unwrap_or(Some(Duration::ZERO)));
     let urls = picks
         .iter()
         .enumerate()

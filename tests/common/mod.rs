@@ -1,5 +1,5 @@
-//! Test helpers: an in-process engine run that collects outcomes, and scripted
-//! misbehaving servers on loopback.
+//! Test helpers: an in-process engine run that collects outcomes, scripted
+//! misbehaving servers on loopback, and a fake DNS server there.
 #![allow(dead_code)]
 
 pub type Headers = Vec<(String, String)>;
@@ -32,8 +32,11 @@ impl Handler for Collect {
     }
 }
 
-/// Runs `urls` through an engine with `cfg` and `spec`; outcomes sorted by tag.
-pub fn run_with(cfg: Config, spec: RequestSpec, urls: &[String]) -> Collect {
+/// `urls` as requests tagged 1, 2, … with one shared `spec`.
+pub fn requests_with(
+    spec: RequestSpec,
+    urls: &[String],
+) -> std::iter::Fuse<std::vec::IntoIter<Request>> {
     let spec = Arc::new(spec);
     let reqs: Vec<Request> = urls
         .iter()
@@ -44,7 +47,17 @@ pub fn run_with(cfg: Config, spec: RequestSpec, urls: &[String]) -> Collect {
             spec: spec.clone(),
         })
         .collect();
-    let mut engine = Engine::new(cfg, reqs.into_iter().fuse(), Collect::default()).unwrap();
+    reqs.into_iter().fuse()
+}
+
+/// `urls` as GET requests tagged 1, 2, ….
+pub fn requests(urls: &[String]) -> std::iter::Fuse<std::vec::IntoIter<Request>> {
+    requests_with(RequestSpec::default(), urls)
+}
+
+/// Runs `urls` through an engine with `cfg` and `spec`; outcomes sorted by tag.
+pub fn run_with(cfg: Config, spec: RequestSpec, urls: &[String]) -> Collect {
+    let mut engine = Engine::new(cfg, requests_with(spec, urls), Collect::default()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while engine.step(Some(Duration::from_millis(100))).unwrap() {
         assert!(
@@ -181,4 +194,48 @@ pub fn ok_response(body: &str) -> Vec<u8> {
 pub fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
+}
+
+/// A fake DNS server on loopback: every A question is answered 127.0.0.1 after the
+/// delay `delay(name)` gives (None: never answered); AAAA gets no address.
+pub fn loopback_dns(delay: impl Fn(&str) -> Option<Duration> + Send + 'static) -> SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let mut i = 12;
+            let mut labels = Vec::new();
+            while i < n && q[i] != 0 {
+                let len = q[i] as usize;
+                labels.push(
+                    String::from_utf8_lossy(&q[(i + 1).min(n)..(i + 1 + len).min(n)]).into_owned(),
+                );
+                i += 1 + len;
+            }
+            if i + 5 > n {
+                continue;
+            }
+            let name = labels.join(".");
+            let Some(wait) = delay(&name) else {
+                continue;
+            };
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            let mut r = q[..i + 5].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            if qtype == 1 {
+                r[7] = 1;
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1]);
+            }
+            let reply = sock.try_clone().unwrap();
+            // The late answer goes from its own thread: the others are not held up.
+            std::thread::spawn(move || {
+                std::thread::sleep(wait);
+                let _ = reply.send_to(&r, from);
+            });
+        }
+    });
+    addr
 }
