@@ -557,3 +557,44 @@ fn a_run_of_timeouts_pauses_the_host() {
     assert_eq!(seen.len(), 8);
     assert!(seen[5].arrived >= seen[4].arrived + Duration::from_millis(300));
 }
+
+/// Requests waiting for a connection slot of their host (`--per-host 2`) while a
+/// run of timeouts pauses it (a name that is never answered: each dial ends in
+/// `connect_timeout`, retried once): a slot freed to a waiter that the pause then
+/// holds back goes on to the next waiter, and every request ends. CI's proptest
+/// found this hanging: the waiter that kept the host's one place (the limit cut to
+/// 1) waited for a slot that was free, and the others for that place.
+#[test]
+fn a_slot_freed_to_a_waiter_the_pause_holds_back_goes_to_the_next() {
+    let dns = common::loopback_dns(|_| None);
+    let urls: Vec<String> = (0..5)
+        .map(|i| format!("http://never.polite.test:9/p{i}"))
+        .collect();
+    let c = Config {
+        dns_servers: vec![dns],
+        connect_timeout: Duration::from_millis(500),
+        per_host: 2,
+        concurrency: 5,
+        adapt: true,
+        ..retries(1)
+    };
+    let mut e = volley::engine::Engine::new(c, common::requests(&urls), common::Collect::default())
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while e.step(Some(Duration::from_millis(100))).unwrap() {
+        let done = e.handler().outcomes.len();
+        assert!(Instant::now() < until, "hung: {done} of 5 requests ended");
+    }
+    let (_, r) = e.into_parts();
+    assert_eq!(r.outcomes.len(), 5);
+    for o in &r.outcomes {
+        let kind = o.error.as_ref().map(|e| e.kind);
+        assert!(
+            matches!(
+                kind,
+                Some(volley::ErrorKind::ConnectTimeout | volley::ErrorKind::Dns)
+            ),
+            "{o:?}"
+        );
+    }
+}

@@ -249,8 +249,13 @@ impl<S: Source, H: Handler> Engine<S, H> {
             // requests written with this one.
             self.refresh_room(c);
             self.settle_dial(t);
-            self.write(t, c);
-            if self.conns.get(c).is_some_and(|s| s.task == Some(t)) {
+            // A claimant's write may already have sent this request, and met the
+            // connection's end: `t` may be answered, failed or finished by now.
+            let holds = |s: &Slot| s.task == Some(t);
+            if self.conns.get(c).is_some_and(holds) {
+                self.write(t, c);
+            }
+            if self.conns.get(c).is_some_and(holds) {
                 self.offer_room(c);
             }
             return;

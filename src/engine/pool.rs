@@ -196,6 +196,30 @@ impl Pool {
         w
     }
 
+    /// A slot of `k` may have been freed for a waiter, `started`, that then went
+    /// another way (its host's gate held it back, it took a pipelined connection's
+    /// room or claimed a dial's): the next waiter, when fewer than `limit`
+    /// connections of `k` are open here and `started` did not queue again for one
+    /// (then no slot was free after all). So no task waits for a slot while one is
+    /// free.
+    pub fn unused_slot(
+        &mut self,
+        k: Key<'_>,
+        limit: usize,
+        started: usize,
+        still_waiting: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let e = self.find(k)?;
+        if e.open >= limit || e.waiters.contains(&started) {
+            return None;
+        }
+        let w = pop_waiter(e, &still_waiting);
+        if w.is_none() && e.is_empty() {
+            self.prune(k);
+        }
+        w
+    }
+
     /// Connection `c` of `k` is idle. Answers the waiter that takes it at once, if
     /// any (one waiting for a slot, else one waiting for a dial's room); else it
     /// joins the pool.

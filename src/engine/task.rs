@@ -532,6 +532,27 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
+    /// Task `t` was started from its host's wait (a slot was freed, or the dial
+    /// it claimed settled) and went another way than a new connection: the slot
+    /// it left, if one is free, goes to the host's next waiter (through the work
+    /// list). Without this a waiter could wait for a slot that is free, forever.
+    fn pass_unused_slot(&mut self, t: usize) {
+        if self.cfg.per_host == 0 {
+            return; // nobody waits for a slot
+        }
+        let Some(task) = self.tasks.get(t) else {
+            return; // finished: what it held, it gave back (which woke a waiter)
+        };
+        let key = key_of(task.a.url(&task.first));
+        let tasks = &self.tasks;
+        let next = self
+            .pool
+            .unused_slot(key, self.cfg.per_host, t, |w| still_waiting(tasks, w));
+        if let Some(w) = next {
+            self.handoffs.push_back(Handoff::Start(w));
+        }
+    }
+
     /// Wakes a waiter: queued on the work list, which the outermost call runs to
     /// its end (a waiter whose hop fails at once wakes the next one through the
     /// list, not through recursion).
@@ -543,7 +564,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
         self.handing = true;
         while let Some(h) = self.handoffs.pop_front() {
             match h {
-                Handoff::Start(w) if still_waiting(&self.tasks, w) => self.start_hop(w),
+                Handoff::Start(w) if still_waiting(&self.tasks, w) => {
+                    self.start_hop(w);
+                    self.pass_unused_slot(w);
+                }
                 Handoff::Start(_) => {}
                 Handoff::Reuse(w, c) if still_waiting(&self.tasks, w) => {
                     // Its host may have been paused while it waited.

@@ -237,3 +237,38 @@ fn dial_room_is_claimed_settled_and_freed() {
     assert_eq!(p.closed(A, yes), None);
     assert!(p.map.is_empty(), "{:?}", p.map);
 }
+
+#[test]
+fn a_slot_its_waiter_left_unused_goes_to_the_next_waiter() {
+    let mut p = Pool::default();
+    assert_eq!(p.acquire(A, 1, lim(2)), Acquire::Dial);
+    assert_eq!(p.acquire(A, 2, lim(2)), Acquire::Dial);
+    assert_eq!(p.acquire(A, 3, lim(2)), Acquire::Wait);
+    assert_eq!(p.acquire(A, 4, lim(2)), Acquire::Wait);
+    assert_eq!(p.acquire(A, 5, lim(2)), Acquire::Wait);
+    // Task 1's connection closes: task 3 is woken but went another way (its host's
+    // gate held it back): the free slot goes to task 4.
+    assert_eq!(p.closed(A, |_| true), Some(3));
+    assert_eq!(p.unused_slot(A, 2, 3, |_| true), Some(4));
+    // Task 4 took it: nothing more is free.
+    assert_eq!(p.acquire(A, 4, lim(2)), Acquire::Dial);
+    assert_eq!(p.unused_slot(A, 2, 4, |_| true), None);
+    // A waiter woken that queued again (no slot after all) passes nothing on.
+    assert_eq!(p.closed(A, |_| true), Some(5));
+    assert_eq!(p.acquire(A, 5, |_| false), Acquire::Wait);
+    assert_eq!(p.unused_slot(A, 2, 5, |_| true), None);
+    // Waiters that gave up are skipped; with none left the entry stays as counted.
+    assert_eq!(p.unused_slot(A, 3, 9, |w| w != 5), None);
+    assert_eq!(
+        p.unused_slot(
+            Key {
+                host: "b.test",
+                ..A
+            },
+            2,
+            1,
+            |_| true
+        ),
+        None
+    );
+}
