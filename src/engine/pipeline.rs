@@ -202,11 +202,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// Sends task `t` (holding no connection) again, free of an attempt. A request
-    /// that was pipelined is sent free only [`MAX_FREE_RESENDS`] times: then its host
-    /// stops pipelining (it keeps closing connections with requests unanswered) and
-    /// the request fails with `e`, which counts an attempt and may be retried.
+    /// Sends task `t` (holding no connection) again, free of an attempt (not at a
+    /// stop). A request that was pipelined is sent free only [`MAX_FREE_RESENDS`]
+    /// times: then its host stops pipelining (it keeps closing connections with
+    /// requests unanswered) and the request fails with `e`, which counts an attempt
+    /// and may be retried.
     pub(super) fn resend(&mut self, t: usize, e: Error) {
+        // At a stop nothing starts again (it would only be cancelled, and a
+        // connection closed by the stop could count it as unanswered again and
+        // again): the stop's loop finishes it with `Cancelled`.
+        if self.stopped() {
+            return;
+        }
         let task = &mut self.tasks[t];
         if task.a.exchange.pipelined {
             if task.a.resends >= MAX_FREE_RESENDS {
