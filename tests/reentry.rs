@@ -1,0 +1,220 @@
+//! Re-entrancy of the engine driver: a call that runs other tasks' code at once (a
+//! finished request frees its slot and the next request starts inside that call;
+//! a freed connection goes to a waiter) must not leave the caller acting on a task
+//! or connection index that now names something else. Each test builds on loopback
+//! the order of events that reaches one such place, with servers and a handler
+//! that hold each step until the one before it is done (no fixed sleeps).
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+use volley::engine::{Engine, Handler, Outcome, Overrides, Request, RequestSpec, ResponseHead};
+
+/// A handler that runs a hook (once) when the head of a given request arrives,
+/// blocking the engine's turn inside that callback.
+struct Hooked {
+    outcomes: Vec<Outcome>,
+    hooks: Vec<(u64, Box<dyn FnMut() + Send>)>,
+}
+
+impl Handler for Hooked {
+    fn on_head(&mut self, tag: u64, _head: &ResponseHead<'_>) {
+        if let Some(i) = self.hooks.iter().position(|(t, _)| *t == tag) {
+            let (_, mut hook) = self.hooks.remove(i);
+            hook();
+        }
+    }
+    fn on_done(&mut self, outcome: Outcome) {
+        self.outcomes.push(outcome);
+    }
+}
+
+/// One accepted connection of a listener on loopback, served by `script`.
+fn serve_one(script: impl FnOnce(TcpStream) + Send + 'static) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    thread::spawn(move || {
+        if let Ok((s, _)) = l.accept() {
+            script(s);
+        }
+    });
+    url
+}
+
+fn wait(rx: &Receiver<()>) {
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the step before did not happen");
+}
+
+/// Runs `engine` to its end (bounded); outcomes by tag.
+fn drive<S: volley::engine::Source>(mut engine: Engine<S, Hooked>) -> Vec<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engine.step(Some(Duration::from_millis(100))).unwrap() {
+        assert!(Instant::now() < deadline, "engine did not finish in 60 s");
+    }
+    let (_, h) = engine.into_parts();
+    let mut o = h.outcomes;
+    o.sort_by_key(|o| o.tag);
+    o
+}
+
+/// One run of the order below: requests 1 (with a `total` deadline) and 4 to one
+/// server, 2 and 3 to their own; outcomes by tag.
+fn deadline_read_first_once(total: Duration) -> Vec<Outcome> {
+    // The servers of requests 1 and 3 say when they have them: request 2's head
+    // comes after that, when the loop has nothing else to handle.
+    let (got_tx, got) = channel::<()>();
+    let got_x_tx = got_tx.clone();
+    // Server A: request 1, then (same connection) request 4.
+    let (go_a, a_go) = channel::<()>();
+    let (a_sent_tx, a_sent) = channel::<()>();
+    let (b_came_tx, b_came) = channel::<()>();
+    let a = serve_one(move |mut s| {
+        read_request(&mut s).expect("request 1");
+        got_tx.send(()).unwrap();
+        wait(&a_go);
+        s.write_all(&ok_response("one")).unwrap();
+        a_sent_tx.send(()).unwrap();
+        let b = read_request(&mut s);
+        let _ = b_came_tx.send(());
+        if b.is_some() {
+            let _ = s.write_all(&ok_response("four"));
+        }
+        // Keep the connection until the client is done with it.
+        let _ = read_request(&mut s);
+    });
+    // Server Y: its head at once, its body once request 4 came (or never will).
+    let (y_rest_tx, y_rest) = channel::<()>();
+    let y = serve_one(move |mut s| {
+        read_request(&mut s).expect("request 2");
+        wait(&got);
+        wait(&got);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+            .unwrap();
+        wait(&y_rest);
+        let _ = s.write_all(b"two");
+        let _ = read_request(&mut s);
+    });
+    // Server X: its head when told, its body once request 4 came.
+    let (go_x, x_go) = channel::<()>();
+    let (x_sent_tx, x_sent) = channel::<()>();
+    let (x_rest_tx, x_rest) = channel::<()>();
+    let x = serve_one(move |mut s| {
+        read_request(&mut s).expect("request 3");
+        got_x_tx.send(()).unwrap();
+        wait(&x_go);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            .unwrap();
+        x_sent_tx.send(()).unwrap();
+        wait(&x_rest);
+        let _ = s.write_all(b"three");
+        let _ = read_request(&mut s);
+    });
+    // Once request 4 reached server A (or its connection ended), Y and X finish.
+    thread::spawn(move || {
+        let _ = b_came.recv_timeout(Duration::from_secs(30));
+        let _ = y_rest_tx.send(());
+        let _ = x_rest_tx.send(());
+    });
+    let hooks: Vec<(u64, Box<dyn FnMut() + Send>)> = vec![
+        (
+            2,
+            Box::new(move || {
+                // Request 1 began before this head came: past `total` from now,
+                // its deadline is due.
+                let until = Instant::now() + total + Duration::from_millis(30);
+                while Instant::now() < until {
+                    thread::sleep(until.saturating_duration_since(Instant::now()));
+                }
+                go_x.send(()).unwrap();
+                wait(&x_sent);
+            }),
+        ),
+        (
+            3,
+            Box::new(move || {
+                go_a.send(()).unwrap();
+                wait(&a_sent);
+            }),
+        ),
+    ];
+    let timed = Arc::new(RequestSpec {
+        overrides: Some(Arc::new(Overrides {
+            total_timeout: Some(Some(total)),
+            ..Overrides::default()
+        })),
+        ..RequestSpec::default()
+    });
+    let plain = Arc::new(RequestSpec::default());
+    let reqs = vec![
+        (1, a.clone(), timed),
+        (2, y, plain.clone()),
+        (3, x, plain.clone()),
+        (4, a, plain),
+    ];
+    let source = reqs
+        .into_iter()
+        .map(|(tag, url, spec)| Request { tag, url, spec })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fuse();
+    let cfg = volley::engine::Config {
+        concurrency: 3,
+        retries: 0,
+        total_timeout: None,
+        ..cfg()
+    };
+    let handler = Hooked {
+        outcomes: Vec::new(),
+        hooks,
+    };
+    let o = drive(Engine::new(cfg, source, handler).unwrap());
+    assert_eq!(o.len(), 4, "one outcome per request: {o:?}");
+    o
+}
+
+/// A total deadline that fires while the response is waiting unread (a busy turn)
+/// is not declared: `look_first` reads the response, which finishes the request;
+/// its slot starts the next request at once, which takes the same task index and
+/// the connection just pooled. The deadline must not then be declared against that
+/// new request (it failed with a `--timeout` it never had).
+///
+/// The order: request 1 (total 300 ms) waits for its answer; request 2's head
+/// comes and its handler holds the turn past request 1's deadline; request 3's
+/// head came meanwhile, so the next turn handles it, with the clock past the
+/// deadline; its handler holds the turn until request 1's whole answer is in the
+/// socket; the deadline fires in that turn, before the socket is polled again.
+/// A run whose first turn handles one more event after request 2's (the clock is
+/// read per event) declares request 1's deadline there, before its answer came:
+/// runs repeat (at most 30, about 0.4 s each) until three reached the order.
+#[test]
+fn a_deadline_read_first_is_not_declared_against_the_request_that_took_its_index() {
+    let mut reached = 0;
+    for run in 0..30 {
+        let o = deadline_read_first_once(Duration::from_millis(300));
+        let kinds: Vec<_> = o
+            .iter()
+            .map(|o| (o.status, o.error.as_ref().map(|e| e.kind)))
+            .collect();
+        // Request 1 answered (read before its deadline was declared) or timed out
+        // (the deadline came first); every other request is answered.
+        let ok = (Some(200), None);
+        let late = (None, Some(volley::ErrorKind::TotalTimeout));
+        assert!(kinds[0] == ok || kinds[0] == late, "run {run}: {o:?}");
+        for (i, k) in kinds.iter().enumerate().skip(1) {
+            assert_eq!(*k, ok, "run {run}, request {}: {o:?}", i + 1);
+        }
+        if kinds[0] == ok {
+            reached += 1;
+            if reached == 3 {
+                return;
+            }
+        }
+    }
+    assert!(reached > 0, "the order of events was never reached");
+}
