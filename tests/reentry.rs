@@ -218,3 +218,90 @@ fn a_deadline_read_first_is_not_declared_against_the_request_that_took_its_index
     }
     assert!(reached > 0, "the order of events was never reached");
 }
+
+/// Requests `(tag, url, spec)` as a source.
+fn source(
+    reqs: Vec<(u64, String, Arc<RequestSpec>)>,
+) -> std::iter::Fuse<std::vec::IntoIter<Request>> {
+    reqs.into_iter()
+        .map(|(tag, url, spec)| Request { tag, url, spec })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fuse()
+}
+
+/// A request with its own total deadline.
+fn with_total(total: Duration) -> Arc<RequestSpec> {
+    Arc::new(RequestSpec {
+        overrides: Some(Arc::new(Overrides {
+            total_timeout: Some(Some(total)),
+            ..Overrides::default()
+        })),
+        ..RequestSpec::default()
+    })
+}
+
+/// An idle connection's timer fires in the same turn as another task's deadline,
+/// after it: that deadline fails its task, whose slot starts the next request at
+/// once, which takes the idle connection from the pool. The idle timer, already
+/// out of the wheel, must not then close the connection that request now uses (it
+/// waited for an answer on a closed connection until its read timeout).
+///
+/// With one slot: request 1 leaves its connection idle (timer at `idle`);
+/// request 2 (total 500 ms) gets a head, and its handler holds the turn past both
+/// times; request 3, to request 1's server, starts when request 2 fails.
+#[test]
+fn an_idle_timer_fired_with_a_deadline_does_not_close_the_connection_then_reused() {
+    let idle = Duration::from_millis(1500);
+    let s = http(|_| ok_response("ok"));
+    let z = serve_one(|mut s| {
+        read_request(&mut s).expect("request 2");
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            .unwrap();
+        let _ = read_request(&mut s);
+    });
+    let hooks: Vec<(u64, Box<dyn FnMut() + Send>)> = vec![(
+        2,
+        Box::new(move || {
+            // Request 1's connection went idle before this head came: past `idle`
+            // from now, its timer and request 2's deadline are both due.
+            let until = Instant::now() + idle + Duration::from_millis(30);
+            while Instant::now() < until {
+                thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
+        }),
+    )];
+    let plain = Arc::new(RequestSpec::default());
+    let reqs = source(vec![
+        (1, s.url("/1"), plain.clone()),
+        (2, z, with_total(Duration::from_millis(500))),
+        (3, s.url("/3"), plain),
+    ]);
+    let cfg = volley::engine::Config {
+        concurrency: 1,
+        retries: 0,
+        idle_timeout: idle,
+        read_timeout: Duration::from_secs(2),
+        total_timeout: None,
+        ..cfg()
+    };
+    let handler = Hooked {
+        outcomes: Vec::new(),
+        hooks,
+    };
+    let o = drive(Engine::new(cfg, reqs, handler).unwrap());
+    let kinds: Vec<_> = o
+        .iter()
+        .map(|o| (o.tag, o.status, o.error.as_ref().map(|e| e.kind)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, Some(200), None),
+            (2, Some(200), Some(volley::ErrorKind::TotalTimeout)),
+            (3, Some(200), None)
+        ],
+        "{o:?}"
+    );
+    assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
