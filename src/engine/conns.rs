@@ -477,6 +477,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if unframed {
             self.pool.stop_pipelining(slot.key());
         }
+        // `t` outlives the release: detached from `c`, nothing else reaches it.
         self.release_conn(c, true);
         if stale || unframed {
             self.tasks[t].a.conn = None;

@@ -545,6 +545,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.cfg.per_host == 0 {
             return; // nobody waits for a slot
         }
+        // Finished, its index maybe taken by the next request: then a waiter may be
+        // woken for nothing (it asks the pool again and waits on).
         let Some(task) = self.tasks.get(t) else {
             return; // finished: what it held, it gave back (which woke a waiter)
         };
