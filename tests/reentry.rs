@@ -9,8 +9,8 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use volley::engine::{Engine, Handler, Outcome, Overrides, Request, RequestSpec, ResponseHead};
@@ -304,4 +304,145 @@ fn an_idle_timer_fired_with_a_deadline_does_not_close_the_connection_then_reused
         "{o:?}"
     );
     assert_eq!(s.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Reads one request head from `r`; None at EOF.
+fn head_of(r: &mut impl std::io::BufRead) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            return Some(head);
+        }
+    }
+}
+
+/// A deadline that fires in the same turn as, and after, another's whose handling
+/// ended its task (a pipelined request sent again, whose new dial failed at once):
+/// the task's slot started the next request, at the same index, before the fired
+/// entry was handled. That entry must not be declared against the new request (it
+/// failed with a connect timeout while its request waited on a connection).
+///
+/// Over a Unix socket (a dial fails at once when the socket is gone): request 1 to
+/// h.test gets a head, and its handler holds the turn; requests 2 and 3 to a.test
+/// are pipelined on one connection, unanswered, and the socket is removed; request
+/// 2's read deadline and 3's total are both due when the turn goes on. Request 2
+/// fails, 3 is sent again and fails to connect, and request 4 takes 3's index.
+#[test]
+fn a_deadline_fired_for_a_task_ended_meanwhile_is_not_declared_against_its_successor() {
+    use std::io::BufReader;
+    use std::os::unix::net::UnixListener;
+    let path = std::env::temp_dir().join(format!("volley-reentry-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).unwrap();
+    let (both_tx, both) = channel::<()>();
+    let (a_closed_tx, a_closed) = channel::<()>();
+    let gone = path.clone();
+    // Each connection takes the ends of its role (by its first request's host).
+    type Ends = (Option<Sender<()>>, Option<Sender<()>>, Option<Receiver<()>>);
+    let ends: Arc<Mutex<Ends>> = Arc::new(Mutex::new((Some(both_tx), Some(a_closed_tx), None)));
+    let (h_both, h_closed) = (
+        Arc::new(Mutex::new(Some(both))),
+        Arc::new(Mutex::new(Some(a_closed))),
+    );
+    thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((s, _)) = l.accept() else { return };
+            let (ends, h_both, h_closed) = (ends.clone(), h_both.clone(), h_closed.clone());
+            thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let first = head_of(&mut r).expect("a request");
+                if first.contains("Host: a.test") {
+                    let (both_tx, a_closed_tx) = {
+                        let mut e = ends.lock().unwrap();
+                        (e.0.take().unwrap(), e.1.take().unwrap())
+                    };
+                    // Requests 2 and 3, pipelined: never answered.
+                    head_of(&mut r).expect("request 3");
+                    both_tx.send(()).unwrap();
+                    while head_of(&mut r).is_some() {}
+                    let _ = a_closed_tx.send(());
+                    return;
+                }
+                let both = h_both.lock().unwrap().take().unwrap();
+                let a_closed = h_closed.lock().unwrap().take().unwrap();
+                wait(&both);
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                    .unwrap();
+                wait(&a_closed);
+                w.write_all(b"hello").unwrap();
+                while head_of(&mut r).is_some() {
+                    let _ = w.write_all(&ok_response("four"));
+                }
+            });
+        }
+        // Both connections are in: the next dial fails at once.
+        let _ = std::fs::remove_file(&gone);
+    });
+    let hooks: Vec<(u64, Box<dyn FnMut() + Send>)> = vec![(
+        1,
+        Box::new(move || {
+            // Requests 2 and 3 began before this head came: past 600 ms from now
+            // request 2's read deadline (300 ms) and 3's total (500 ms) are due.
+            let until = Instant::now() + Duration::from_millis(600);
+            while Instant::now() < until {
+                thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
+        }),
+    )];
+    let patient = Arc::new(RequestSpec {
+        overrides: Some(Arc::new(Overrides {
+            read_timeout: Some(Duration::from_secs(10)),
+            ..Overrides::default()
+        })),
+        ..RequestSpec::default()
+    });
+    let plain = Arc::new(RequestSpec::default());
+    let reqs = source(vec![
+        (1, "http://h.test/1".into(), patient.clone()),
+        (2, "http://a.test/2".into(), plain),
+        (
+            3,
+            "http://a.test/3".into(),
+            with_total(Duration::from_millis(500)),
+        ),
+        (4, "http://h.test/4".into(), patient),
+    ]);
+    let cfg = volley::engine::Config {
+        unix_socket: Some(Arc::new(path.clone())),
+        concurrency: 3,
+        per_host: 1,
+        pipeline: 2,
+        adapt: false,
+        retries: 0,
+        read_timeout: Duration::from_millis(300),
+        total_timeout: None,
+        ..cfg()
+    };
+    let handler = Hooked {
+        outcomes: Vec::new(),
+        hooks,
+    };
+    let o = drive(Engine::new(cfg, reqs, handler).unwrap());
+    let _ = std::fs::remove_file(&path);
+    let kinds: Vec<_> = o
+        .iter()
+        .map(|o| (o.tag, o.status, o.error.as_ref().map(|e| e.kind)))
+        .collect();
+    use volley::ErrorKind::{Connect, ReadTimeout};
+    assert_eq!(
+        kinds,
+        [
+            (1, Some(200), None),
+            (2, None, Some(ReadTimeout)),
+            (3, None, Some(Connect)),
+            (4, Some(200), None)
+        ],
+        "{o:?}"
+    );
 }

@@ -91,7 +91,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     pub(super) fn task_deadline(&mut self, t: usize) {
         let now = self.now_ms_floor();
-        let Some(task) = self.tasks.get_mut(t) else {
+        // Its deadlines not armed: the entry is not its own (fired with others in
+        // this turn, for a task one of them ended; the index is the next request's,
+        // which may wait with no deadline running).
+        let Some(task) = self.tasks.get_mut(t).filter(|x| x.deadlines.is_armed()) else {
             return;
         };
         let Some(fired) = task
