@@ -72,6 +72,15 @@ impl Slot {
 }
 
 impl<S: Source, H: Handler> Engine<S, H> {
+    /// True when connection `c` is in the slab and read for task `t`, still the
+    /// task numbered `serial`: after a call that ran other tasks' code, both indices
+    /// may name new ones (a finished task's index goes to the next request admitted,
+    /// a closed connection's to the next one opened).
+    pub(super) fn holds(&self, c: usize, t: usize, serial: u64) -> bool {
+        self.conns.get(c).is_some_and(|s| s.task == Some(t))
+            && self.tasks.get(t).is_some_and(|x| x.serial == serial)
+    }
+
     /// Registers a connection the dialer started and puts it in the slab.
     pub(super) fn open_conn(&mut self, t: usize, conn: Conn) -> Step {
         let c = self.conns.vacant_key();
@@ -242,6 +251,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
         if self.cfg.pipeline > 1 {
             let safe = pipelinable(&self.tasks[t]);
+            let serial = self.tasks[t].serial;
             let slot = &mut self.conns[c];
             slot.safe = safe;
             slot.conn.pipelined = true;
@@ -250,12 +260,12 @@ impl<S: Source, H: Handler> Engine<S, H> {
             self.refresh_room(c);
             self.settle_dial(t);
             // A claimant's write may already have sent this request, and met the
-            // connection's end: `t` may be answered, failed or finished by now.
-            let holds = |s: &Slot| s.task == Some(t);
-            if self.conns.get(c).is_some_and(holds) {
+            // connection's end: `t` may be answered, failed or finished by now (and
+            // its index and `c` taken by a new request and its dial).
+            if self.holds(c, t, serial) {
                 self.write(t, c);
             }
-            if self.conns.get(c).is_some_and(holds) {
+            if self.holds(c, t, serial) {
                 self.offer_room(c);
             }
             return;
@@ -467,6 +477,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if unframed {
             self.pool.stop_pipelining(slot.key());
         }
+        // `t` outlives the release: detached from `c`, nothing else reaches it.
         self.release_conn(c, true);
         if stale || unframed {
             self.tasks[t].a.conn = None;
@@ -521,6 +532,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// a few bytes waiting must not outrun `--timeout`.
     pub(super) fn look_first(&mut self, t: usize, total: bool) -> bool {
         let task = &self.tasks[t];
+        let serial = task.serial;
         // A paused body is not read: its total is declared as it stands.
         let Some(c) = task
             .a
@@ -534,8 +546,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
             Some(Phase::Writing) => self.write(t, c),
             _ => return false,
         }
+        // A response completed finishes `t`, and its slot may start the next
+        // request at once, at the same index (on the connection just pooled).
         self.tasks.get(t).is_none_or(|task| {
-            !total && task.deadlines.is_armed()
+            task.serial != serial
+                || !total && task.deadlines.is_armed()
                 || task.state != TaskState::Exchanging
                 || task.a.conn != Some(c)
         })

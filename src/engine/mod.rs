@@ -55,6 +55,16 @@
 //! - a connection in the slab is registered with the poll under its slab key, and
 //!   counted open in the pool from its dial until it closes (`conns.rs`).
 //!
+//!
+//! Re-entry: many driver calls run other tasks' code before they return (work-list
+//! hand-offs, `finish`'s `fill`, a dial's claimants, room offered, a connection
+//! released or closed). After one, a task index names the same task only if nothing
+//! the others reach holds it (a task just detached from its connection, dialing, or
+//! failing); else the task may be gone and its index the next request's (`serial`
+//! tells them apart, `holds`). A connection index may name a new or re-used
+//! connection (check its task and phase). A turn's fired timers and ready events
+//! were gathered first: each handler checks its entry still applies.
+//!
 //! See `docs/architecture.md` and `docs/timeouts.md`.
 
 pub mod api;
@@ -505,6 +515,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 if writable && !slot.conn.wpos_done() {
                     // Pipelined requests still being written.
                     self.write(t, c);
+                    // Still `t`'s, or (`t` finished, its index and `c` from the pool
+                    // taken by the next request) that request's own socket: a read
+                    // there is one it would do anyway.
                     if self.conns.get(c).is_none_or(|s| s.task != Some(t)) {
                         return;
                     }

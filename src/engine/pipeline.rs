@@ -162,6 +162,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 return;
             };
             self.start_hop(w);
+            // (Were `w` finished and its index taken by a new waiter, the room waits
+            // for `c`'s next answer: a delay, not a loss.)
             if still_waiting(&self.tasks, w) {
                 return; // it may not be pipelined: it waits for a connection of its own
             }

@@ -79,6 +79,10 @@ pub(super) struct Task {
     pub(super) held: Option<Instant>,
     /// Parked for a time (`gate.rs`): in the parking area, not a host's queue.
     pub(super) timed: bool,
+    /// Unique in the engine's life (the count of requests pulled when it was
+    /// admitted): a slab index is taken again by the next task once this one
+    /// finishes, so code that ran other tasks meanwhile tells them apart by this.
+    pub(super) serial: u64,
 }
 
 impl Task {
@@ -145,6 +149,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             paused: false,
             held: None,
             timed: false,
+            serial: self.stats.started,
         });
         self.active += 1;
         self.start_attempt(t);
@@ -540,6 +545,8 @@ impl<S: Source, H: Handler> Engine<S, H> {
         if self.cfg.per_host == 0 {
             return; // nobody waits for a slot
         }
+        // Finished, its index maybe taken by the next request: then a waiter may be
+        // woken for nothing (it asks the pool again and waits on).
         let Some(task) = self.tasks.get(t) else {
             return; // finished: what it held, it gave back (which woke a waiter)
         };

@@ -10,6 +10,7 @@
 //! task whose bytes are already waiting is not declared before they are read
 //! (`look_first`).
 
+use super::conns::Slot;
 use super::task::TaskState;
 use super::{deadline, Engine, Handler, Source, TimerRef};
 use std::time::{Duration, Instant};
@@ -45,8 +46,18 @@ impl<S: Source, H: Handler> Engine<S, H> {
                     }
                 }
                 TimerRef::Idle(c) => {
-                    if let Some(s) = self.conns.get_mut(c) {
-                        s.idle_timer = None;
+                    // Only if `c`'s idle timer is the one that fired: a timer handled
+                    // before it in this batch may have ended a task whose slot started
+                    // a request that took `c` from the pool (its timer, out of the
+                    // wheel already, could not be cancelled), or `c` may have closed
+                    // and its index gone to a new connection.
+                    let wheel = &self.wheel;
+                    let fired = |s: &mut Slot| {
+                        s.idle_timer
+                            .take_if(|k| wheel.deadline(*k).is_none())
+                            .is_some()
+                    };
+                    if self.conns.get_mut(c).is_some_and(fired) {
                         self.remove_idle(c);
                         self.close_conn(c);
                     }
@@ -80,7 +91,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
 
     pub(super) fn task_deadline(&mut self, t: usize) {
         let now = self.now_ms_floor();
-        let Some(task) = self.tasks.get_mut(t) else {
+        // Its deadlines not armed: the entry is not its own (fired with others in
+        // this turn, for a task one of them ended; the index is the next request's,
+        // which may wait with no deadline running).
+        let Some(task) = self.tasks.get_mut(t).filter(|x| x.deadlines.is_armed()) else {
             return;
         };
         let Some(fired) = task
