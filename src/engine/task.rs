@@ -475,6 +475,9 @@ impl<S: Source, H: Handler> Engine<S, H> {
             if self.leave_wait(t) {
                 self.active += 1;
             }
+            // As `cancel`: a request behind another leaves its connection (no
+            // answer read on it can be matched to a finished task).
+            self.leave_behind(t);
             self.give_back(t);
             let e = Error::new(
                 ErrorKind::Cancelled,
