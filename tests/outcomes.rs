@@ -1,0 +1,668 @@
+//! "One honest answer per URL, never dies", property-tested over the engine as a
+//! whole: random requests to loopback hosts of random behaviours (keep-alive,
+//! closing, HTTP/1.0, throttling with `Retry-After`, redirects and redirect loops,
+//! too slow, bodies cut or reset, garbage, oversized heads, refused ports, names
+//! answered late or never), under random options (pipelining, `--per-host`,
+//! concurrency, retries, keep-alive, the politeness gate, a per-host rate, redirect
+//! and parking limits), sometimes with a request cancelled or the run stopped.
+//!
+//! Invariant checked for every run: each request pulled from the source gets
+//! exactly one `on_done`, within a hard limit (a hang fails the case), of a kind its
+//! host's behaviour allows: a 200 with the right body, the status a throttling host
+//! or an unfollowed redirect gives, or the exact error kinds the behaviour can
+//! produce; `Cancelled` only where the test cancelled or stopped.
+//!
+//! The engine is stepped with `step(Some(100 ms))`; servers and the fake DNS server
+//! run here on loopback, and every server thread's waits are bounded.
+
+mod common;
+
+use common::{cfg, closed_port, loopback_dns, read_request, requests, server, Collect};
+use proptest::prelude::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use volley::codec::Limits;
+use volley::engine::{Config, Engine};
+use volley::ErrorKind;
+
+/// The hard limit of one run.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The read timeout of every run; `Behaviour::Slow` answers later than this.
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long `Behaviour::Slow` waits before each answer.
+const SLOW: Duration = Duration::from_millis(900);
+
+/// The largest response head the runs accept; `Behaviour::HugeHead` sends more.
+const MAX_HEAD: usize = 4096;
+
+/// What the caller does to the run while it goes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meddle {
+    /// Cancels this tag (1-based) at the first step after this many steps.
+    cancel: Option<(u64, usize)>,
+    /// Sets `Config::stop` after this many steps.
+    stop_after: Option<usize>,
+}
+
+/// Runs `urls` (tags 1..) under the hard limit; the outcomes sorted by tag, or why
+/// the run is wrong: it hung, or a request pulled from the source got no outcome or
+/// more than one (all of them are pulled unless the run was stopped).
+fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    if m.stop_after.is_some() {
+        c.stop = Some(stop.clone());
+    }
+    let mut e = Engine::new(c, requests(urls), Collect::default()).unwrap();
+    let until = Instant::now() + LIMIT;
+    let mut steps = 0;
+    while e
+        .step(Some(Duration::from_millis(100)))
+        .map_err(|x| x.to_string())?
+    {
+        // After a stop the source is not drained: the turn that saw it is the last.
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        steps += 1;
+        if Instant::now() > until {
+            let done: Vec<u64> = e.handler().outcomes.iter().map(|o| o.tag).collect();
+            return Err(format!(
+                "hung: {} of {} requests done after {LIMIT:?} (done: {done:?}, stats {:?})",
+                done.len(),
+                urls.len(),
+                e.stats()
+            ));
+        }
+        if let Some((tag, at)) = m.cancel {
+            if steps == at {
+                e.cancel(tag);
+            }
+        }
+        if m.stop_after == Some(steps) {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+    let pulled = e.stats().started;
+    let (_, mut r) = e.into_parts();
+    r.outcomes.sort_by_key(|o| o.tag);
+    let tags: Vec<u64> = r.outcomes.iter().map(|o| o.tag).collect();
+    if m.stop_after.is_none() && pulled != urls.len() as u64 {
+        return Err(format!("{pulled} of {} requests pulled", urls.len()));
+    }
+    // Sources hand requests out in order: those pulled are the first ones.
+    let want: Vec<u64> = (1..=pulled).collect();
+    if tags != want {
+        return Err(format!("outcomes by tag {tags:?}, want {want:?}"));
+    }
+    Ok(r)
+}
+
+/// How a host behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Keep-alive, answers every request.
+    Normal,
+    /// As `Normal`, its name answered after this many ms.
+    DnsLate(u64),
+    /// Its name is never answered.
+    DnsNever,
+    /// Nobody listens on its port.
+    Refused,
+    /// Closes each connection after this many answers (reading nothing more).
+    CloseAfter(usize),
+    /// Answers `Connection: close` (and closes).
+    ConnClose,
+    /// Answers HTTP/1.0 without keep-alive (and closes).
+    Http10,
+    /// Answers its first `times` requests (over all connections) with `status`
+    /// (429 or 503) and `Retry-After: after`, then 200s; keep-alive.
+    Throttle {
+        status: u16,
+        after: u8,
+        times: usize,
+    },
+    /// Answers `/pN` with a redirect of `status` to `/x/pN` on this host (which
+    /// answers 200), or with `elsewhere` to `/pN` on another host that answers
+    /// normally.
+    Redirect { status: u16, elsewhere: bool },
+    /// Answers every request with a 302 to its own URL.
+    RedirectLoop,
+    /// Answers each request only after [`SLOW`] (past the read timeout).
+    Slow,
+    /// A head with `Content-Length: 100`, 10 body bytes, and a close.
+    CutLength,
+    /// A chunked head, one chunk, and a close.
+    CutChunked,
+    /// A head with `Content-Length: 100`, 10 body bytes, and a reset.
+    ResetMidBody,
+    /// A line that is no status line, and a close.
+    Garbage,
+    /// A head larger than [`MAX_HEAD`], and a close.
+    HugeHead,
+}
+
+impl Behaviour {
+    /// True when the host answers its requests (with a 200 and the path as body,
+    /// once the engine follows what it must).
+    fn answers(self) -> bool {
+        matches!(
+            self,
+            Behaviour::Normal
+                | Behaviour::DnsLate(_)
+                | Behaviour::CloseAfter(_)
+                | Behaviour::ConnClose
+                | Behaviour::Http10
+                | Behaviour::Throttle { .. }
+                | Behaviour::Redirect { .. }
+        )
+    }
+
+    /// The error kinds a request to this host may end with, under `c`. A host that
+    /// closes or breaks connections may also leave requests sent behind another on
+    /// one connection (pipelined, or on a pooled connection it closed) with `Closed`
+    /// once their free re-sends are spent.
+    fn kinds(self, c: &Config) -> Vec<ErrorKind> {
+        use ErrorKind::*;
+        match self {
+            Behaviour::Normal | Behaviour::DnsLate(_) | Behaviour::Throttle { .. } => vec![],
+            Behaviour::CloseAfter(_) | Behaviour::ConnClose | Behaviour::Http10 => vec![Closed],
+            Behaviour::Redirect { .. } if c.follow && c.max_redirects == 0 => {
+                vec![TooManyRedirects]
+            }
+            Behaviour::Redirect { .. } => vec![],
+            Behaviour::RedirectLoop if c.follow => vec![TooManyRedirects],
+            Behaviour::RedirectLoop => vec![],
+            Behaviour::DnsNever => vec![Dns, ConnectTimeout],
+            Behaviour::Refused => vec![ConnectRefused, Connect],
+            Behaviour::Slow => vec![ReadTimeout, TotalTimeout],
+            Behaviour::CutLength | Behaviour::CutChunked | Behaviour::ResetMidBody => {
+                vec![Truncated, Closed]
+            }
+            Behaviour::Garbage | Behaviour::HugeHead => vec![Protocol, Closed],
+        }
+    }
+
+    /// A status without error this host may end a request with besides a 200: the
+    /// throttle's once retries are spent, a redirect's when not followed.
+    fn other_status(self, c: &Config, status: u16) -> bool {
+        match self {
+            Behaviour::Throttle { status: s, .. } => status == s,
+            Behaviour::Redirect { status: s, .. } => !c.follow && status == s,
+            Behaviour::RedirectLoop => !c.follow && status == 302,
+            _ => false,
+        }
+    }
+}
+
+/// The response to a request for `path` with `path` as the body.
+fn answer(path: &str, tail: &str, version: &str) -> Vec<u8> {
+    format!(
+        "HTTP/{version} 200 OK\r\nContent-Length: {}\r\n{tail}\r\n{path}",
+        path.len()
+    )
+    .into_bytes()
+}
+
+/// The path of request head `req`.
+fn path_of(req: &str) -> String {
+    req.split(' ').nth(1).unwrap_or("/").to_string()
+}
+
+/// Bounds a server thread's reads: its threads end when the test process does.
+fn bounded(st: &TcpStream) {
+    let _ = st.set_read_timeout(Some(Duration::from_secs(20)));
+}
+
+/// Closes with RST (SO_LINGER 0).
+fn reset(st: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a valid socket with a correctly sized struct.
+    unsafe {
+        libc::setsockopt(
+            st.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as u32,
+        );
+    }
+    drop(st);
+}
+
+/// A keep-alive server answering each request with `respond(path)` (the bytes to
+/// write, `None` to close).
+fn keepalive<F>(respond: F) -> u16
+where
+    F: Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
+{
+    server(move |_, mut st, _| {
+        bounded(&st);
+        while let Some(req) = read_request(&mut st) {
+            let Some(bytes) = respond(&path_of(&req)) else {
+                return;
+            };
+            if st.write_all(&bytes).is_err() {
+                return;
+            }
+        }
+    })
+    .addr
+    .port()
+}
+
+/// A server that reads one request, writes `bytes`, and closes (with a reset when
+/// `rst`).
+fn one_shot(bytes: Vec<u8>, rst: bool) -> u16 {
+    server(move |_, mut st, _| {
+        bounded(&st);
+        if read_request(&mut st).is_some() {
+            let _ = st.write_all(&bytes);
+            let _ = st.flush();
+        }
+        if rst {
+            reset(st);
+        }
+    })
+    .addr
+    .port()
+}
+
+/// A server on loopback behaving as `b` for host number `h` (its port; a closed
+/// one for `Refused`).
+fn host(b: Behaviour, h: usize) -> u16 {
+    let normal = || keepalive(|p| Some(answer(p, "", "1.1")));
+    match b {
+        Behaviour::Refused => closed_port().port(),
+        Behaviour::Normal | Behaviour::DnsLate(_) | Behaviour::DnsNever => normal(),
+        Behaviour::CloseAfter(k) => server(move |_, mut st, _| {
+            bounded(&st);
+            for _ in 0..k {
+                let Some(req) = read_request(&mut st) else {
+                    return;
+                };
+                if st.write_all(&answer(&path_of(&req), "", "1.1")).is_err() {
+                    return;
+                }
+            }
+        })
+        .addr
+        .port(),
+        Behaviour::ConnClose => server(move |_, mut st, _| {
+            bounded(&st);
+            if let Some(req) = read_request(&mut st) {
+                let _ = st.write_all(&answer(&path_of(&req), "Connection: close\r\n", "1.1"));
+            }
+        })
+        .addr
+        .port(),
+        Behaviour::Http10 => server(move |_, mut st, _| {
+            bounded(&st);
+            if let Some(req) = read_request(&mut st) {
+                let _ = st.write_all(&answer(&path_of(&req), "", "1.0"));
+            }
+        })
+        .addr
+        .port(),
+        Behaviour::Throttle {
+            status,
+            after,
+            times,
+        } => {
+            let seen = AtomicUsize::new(0);
+            keepalive(move |p| {
+                Some(if seen.fetch_add(1, Ordering::SeqCst) < times {
+                    format!(
+                        "HTTP/1.1 {status} Busy\r\nRetry-After: {after}\r\nContent-Length: 4\r\n\r\nbusy"
+                    )
+                    .into_bytes()
+                } else {
+                    answer(p, "", "1.1")
+                })
+            })
+        }
+        Behaviour::Redirect { status, elsewhere } => {
+            // The other host answers `/pN` itself; this one answers `/x/pN`.
+            let to = if elsewhere {
+                format!("http://t{h}.out.test:{}", normal())
+            } else {
+                "/x".to_string()
+            };
+            keepalive(move |p| {
+                Some(match p.strip_prefix("/x") {
+                    Some(rest) => answer(rest, "", "1.1"),
+                    None => format!(
+                        "HTTP/1.1 {status} Moved\r\nLocation: {to}{p}\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    .into_bytes(),
+                })
+            })
+        }
+        Behaviour::RedirectLoop => keepalive(|p| {
+            Some(
+                format!("HTTP/1.1 302 Found\r\nLocation: {p}\r\nContent-Length: 0\r\n\r\n")
+                    .into_bytes(),
+            )
+        }),
+        Behaviour::Slow => keepalive(|p| {
+            std::thread::sleep(SLOW);
+            Some(answer(p, "", "1.1"))
+        }),
+        Behaviour::CutLength => one_shot(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec(),
+            false,
+        ),
+        Behaviour::CutChunked => one_shot(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".to_vec(),
+            false,
+        ),
+        Behaviour::ResetMidBody => one_shot(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec(),
+            true,
+        ),
+        Behaviour::Garbage => one_shot(b"this is not http at all\r\n\r\n".to_vec(), false),
+        Behaviour::HugeHead => {
+            let mut head = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+            head.resize(head.len() + 2 * MAX_HEAD, b'a');
+            head.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+            one_shot(head, false)
+        }
+    }
+}
+
+/// A scenario's hosts (named `h<h>.out.test`), servers and fake DNS; the config
+/// (timeouts small) and the URLs of its run.
+fn setup(hosts: &[Behaviour], picks: &[usize]) -> (Config, Vec<String>) {
+    let ports: Vec<u16> = hosts.iter().enumerate().map(|(h, &b)| host(b, h)).collect();
+    let delays: HashMap<String, Option<Duration>> = hosts
+        .iter()
+        .enumerate()
+        .map(|(h, b)| {
+            let d = match b {
+                Behaviour::DnsLate(ms) => Some(Duration::from_millis(*ms)),
+                Behaviour::DnsNever => None,
+                _ => Some(Duration::ZERO),
+            };
+            (format!("h{h}.out.test"), d)
+        })
+        .collect();
+    let dns = loopback_dns(move |name| delays.get(name).copied().unwrap_or(Some(Duration::ZERO)));
+    let urls = picks
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let h = p % hosts.len();
+            format!("http://h{h}.out.test:{}/p{}", ports[h], i + 1)
+        })
+        .collect();
+    let c = Config {
+        dns_servers: vec![dns],
+        connect_timeout: Duration::from_millis(500),
+        read_timeout: READ_TIMEOUT,
+        total_timeout: Some(Duration::from_secs(5)),
+        retry_backoff: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(2),
+        follow: true,
+        max_redirects: 2,
+        limits: Limits {
+            max_head: MAX_HEAD,
+            ..Limits::default()
+        },
+        ..cfg()
+    };
+    (c, urls)
+}
+
+/// Every outcome is of a kind its host allows under `c`: a 200 with the request's
+/// path as the body, another status the host may end with, one of the host's error
+/// kinds, or `Cancelled` where the caller cancelled (or stopped: all of them).
+fn check_kinds(
+    r: &Collect,
+    c: &Config,
+    hosts: &[Behaviour],
+    picks: &[usize],
+    cancelled: &[u64],
+) -> Result<(), String> {
+    for o in &r.outcomes {
+        let b = hosts[picks[o.tag as usize - 1] % hosts.len()];
+        let kind = o.error.as_ref().map(|e| e.kind);
+        if kind == Some(ErrorKind::Cancelled) {
+            if cancelled.contains(&o.tag) {
+                continue;
+            }
+            return Err(format!("{b:?}: cancelled unasked: {o:?}"));
+        }
+        match kind {
+            None if o.status.is_some_and(|s| b.other_status(c, s)) => {}
+            None if b.answers() => {
+                let body = r.bodies.get(&o.tag).cloned().unwrap_or_default();
+                let want = format!("/p{}", o.tag);
+                if o.status != Some(200) || body != want.as_bytes() {
+                    return Err(format!(
+                        "{b:?}: wrong answer {o:?} (body {:?})",
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+            }
+            Some(k) if b.kinds(c).contains(&k) => {}
+            _ => return Err(format!("{b:?}: unexpected outcome {o:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// The options a case draws.
+#[derive(Debug, Clone, Copy)]
+struct Knobs {
+    pipeline: usize,
+    per_host: usize,
+    concurrency: usize,
+    retries: u32,
+    keepalive: bool,
+    adapt: bool,
+    rate_per_host: f64,
+    follow: bool,
+    max_redirects: u32,
+    max_parked: usize,
+}
+
+impl Knobs {
+    /// `c` with these options.
+    fn apply(self, c: Config) -> Config {
+        Config {
+            pipeline: self.pipeline,
+            per_host: self.per_host,
+            concurrency: self.concurrency,
+            retries: self.retries,
+            keepalive: self.keepalive,
+            adapt: self.adapt,
+            rate_per_host: self.rate_per_host,
+            follow: self.follow,
+            max_redirects: self.max_redirects,
+            max_parked: self.max_parked,
+            ..c
+        }
+    }
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            pipeline: 1,
+            per_host: 0,
+            concurrency: 4,
+            retries: 0,
+            keepalive: true,
+            adapt: false,
+            rate_per_host: 0.0,
+            follow: true,
+            max_redirects: 2,
+            max_parked: 0,
+        }
+    }
+}
+
+/// One scenario, run and checked: `Err` says what went wrong.
+fn scenario(hosts: &[Behaviour], picks: &[usize], k: Knobs, m: Meddle) -> Result<(), String> {
+    let (c, urls) = setup(hosts, picks);
+    let c = k.apply(c);
+    let r = drive(c.clone(), &urls, m)?;
+    let mut cancelled: Vec<u64> = m.cancel.map(|(t, _)| t).into_iter().collect();
+    if m.stop_after.is_some() {
+        cancelled = (1..=urls.len() as u64).collect();
+    }
+    check_kinds(&r, &c, hosts, picks, &cancelled)
+}
+
+fn behaviour() -> impl Strategy<Value = Behaviour> {
+    prop_oneof![
+        2 => Just(Behaviour::Normal),
+        1 => (50u64..250).prop_map(Behaviour::DnsLate),
+        1 => Just(Behaviour::DnsNever),
+        1 => Just(Behaviour::Refused),
+        1 => (1usize..3).prop_map(Behaviour::CloseAfter),
+        1 => Just(Behaviour::ConnClose),
+        1 => Just(Behaviour::Http10),
+        2 => (prop_oneof![Just(429u16), Just(503u16)], 0u8..=1, 1usize..=3)
+            .prop_map(|(status, after, times)| Behaviour::Throttle { status, after, times }),
+        1 => (prop_oneof![Just(301u16), Just(302u16), Just(307u16)], any::<bool>())
+            .prop_map(|(status, elsewhere)| Behaviour::Redirect { status, elsewhere }),
+        1 => Just(Behaviour::RedirectLoop),
+        1 => Just(Behaviour::Slow),
+        1 => Just(Behaviour::CutLength),
+        1 => Just(Behaviour::CutChunked),
+        1 => Just(Behaviour::ResetMidBody),
+        1 => Just(Behaviour::Garbage),
+        1 => Just(Behaviour::HugeHead),
+    ]
+}
+
+fn knobs() -> impl Strategy<Value = Knobs> {
+    (
+        (1usize..=3, 0usize..=3, 1usize..=8, 0u32..=2),
+        (
+            prop::bool::weighted(0.8),
+            prop::bool::weighted(0.4),
+            prop::bool::weighted(0.2),
+            prop::bool::weighted(0.85),
+            0u32..=3,
+            prop_oneof![2 => Just(0usize), 1 => 1usize..=3],
+        ),
+    )
+        .prop_map(
+            |(
+                (pipeline, per_host, concurrency, retries),
+                (keepalive, adapt, paced, follow, max_redirects, max_parked),
+            )| Knobs {
+                pipeline,
+                per_host,
+                concurrency,
+                retries,
+                keepalive,
+                adapt,
+                rate_per_host: if paced { 40.0 } else { 0.0 },
+                follow,
+                max_redirects,
+                max_parked,
+            },
+        )
+}
+
+proptest! {
+    // A hung case costs LIMIT a try: shrinking stops after 3 minutes.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        max_shrink_iters: 64,
+        max_shrink_time: 180_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Small random scenarios: up to 8 requests to 1–4 hosts of random behaviours,
+    /// under random options, sometimes a request cancelled or the run stopped:
+    /// every request gets exactly one outcome, in bounded time, of a kind its host
+    /// allows.
+    #[test]
+    fn every_request_gets_exactly_one_allowed_outcome(
+        hosts in prop::collection::vec(behaviour(), 1..=4),
+        picks in prop::collection::vec(0usize..4, 1..=8),
+        k in knobs(),
+        cancel in prop::option::weighted(0.2, (1u64..=8, 1usize..6)),
+        stop_after in prop::option::weighted(0.1, 1usize..8),
+    ) {
+        let m = Meddle { cancel, stop_after };
+        if let Err(e) = scenario(&hosts, &picks, k, m) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+/// The checker itself can fail: a host that answers with garbage does not pass as
+/// one that answers 200, and a request cancelled unasked is caught.
+#[test]
+fn the_checker_rejects_outcomes_a_behaviour_cannot_give() {
+    let hosts = [Behaviour::Garbage];
+    let (c, urls) = setup(&hosts, &[0]);
+    let r = drive(c.clone(), &urls, Meddle::default()).unwrap();
+    check_kinds(&r, &c, &hosts, &[0], &[]).unwrap();
+    assert!(check_kinds(&r, &c, &[Behaviour::Normal], &[0], &[]).is_err());
+    let hosts = [Behaviour::Normal];
+    let (c, urls) = setup(&hosts, &[0, 0]);
+    let m = Meddle {
+        stop_after: Some(1),
+        ..Meddle::default()
+    };
+    if let Ok(r) = drive(c.clone(), &urls, m) {
+        if r.outcomes
+            .iter()
+            .any(|o| o.error.as_ref().map(|e| e.kind) == Some(ErrorKind::Cancelled))
+        {
+            assert!(check_kinds(&r, &c, &hosts, &[0, 0], &[]).is_err());
+        }
+    }
+}
+
+/// Each behaviour alone, with a retry, gives what it is said to give.
+#[test]
+fn each_behaviour_alone_gives_an_allowed_outcome() {
+    let all = [
+        Behaviour::Normal,
+        Behaviour::DnsLate(100),
+        Behaviour::DnsNever,
+        Behaviour::Refused,
+        Behaviour::CloseAfter(1),
+        Behaviour::ConnClose,
+        Behaviour::Http10,
+        Behaviour::Throttle {
+            status: 429,
+            after: 0,
+            times: 1,
+        },
+        Behaviour::Redirect {
+            status: 302,
+            elsewhere: true,
+        },
+        Behaviour::RedirectLoop,
+        Behaviour::Slow,
+        Behaviour::CutLength,
+        Behaviour::CutChunked,
+        Behaviour::ResetMidBody,
+        Behaviour::Garbage,
+        Behaviour::HugeHead,
+    ];
+    for b in all {
+        let k = Knobs {
+            retries: 1,
+            ..Knobs::default()
+        };
+        scenario(&[b], &[0, 0], k, Meddle::default()).unwrap_or_else(|e| panic!("{b:?}: {e}"));
+    }
+}
