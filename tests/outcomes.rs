@@ -29,8 +29,14 @@ use volley::codec::Limits;
 use volley::engine::{Config, Engine};
 use volley::ErrorKind;
 
-/// The hard limit of one run.
+/// The hard limit of one run of up to 8 requests.
 const LIMIT: Duration = Duration::from_secs(20);
+
+/// The hard limit of a run of `n` requests: [`LIMIT`], or more for long runs (one
+/// at a time to a host that is too slow, with two retries, takes 1.5 s each).
+fn limit(n: usize) -> Duration {
+    LIMIT.max(Duration::from_millis(1600) * n as u32)
+}
 
 /// The read timeout of every run; `Behaviour::Slow` answers later than this.
 const READ_TIMEOUT: Duration = Duration::from_millis(500);
@@ -59,7 +65,7 @@ fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
         c.stop = Some(stop.clone());
     }
     let mut e = Engine::new(c, requests(urls), Collect::default()).unwrap();
-    let until = Instant::now() + LIMIT;
+    let until = Instant::now() + limit(urls.len());
     let mut steps = 0;
     while e
         .step(Some(Duration::from_millis(100)))
@@ -73,9 +79,10 @@ fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
         if Instant::now() > until {
             let done: Vec<u64> = e.handler().outcomes.iter().map(|o| o.tag).collect();
             return Err(format!(
-                "hung: {} of {} requests done after {LIMIT:?} (done: {done:?}, stats {:?})",
+                "hung: {} of {} requests done after {:?} (done: {done:?}, stats {:?})",
                 done.len(),
                 urls.len(),
+                limit(urls.len()),
                 e.stats()
             ));
         }
@@ -597,6 +604,32 @@ proptest! {
         k in knobs(),
         cancel in prop::option::weighted(0.2, (1u64..=8, 1usize..6)),
         stop_after in prop::option::weighted(0.1, 1usize..8),
+    ) {
+        let m = Meddle { cancel, stop_after };
+        if let Err(e) = scenario(&hosts, &picks, k, m) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 8,
+        max_shrink_iters: 64,
+        max_shrink_time: 180_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Denser scenarios: up to 16 requests to one or two hosts, so that requests
+    /// queue for slots, connections, the host's pause and the parking area, and
+    /// meddling meets more of them in flight.
+    #[test]
+    fn many_requests_to_few_hosts_get_one_allowed_outcome_each(
+        hosts in prop::collection::vec(behaviour(), 1..=2),
+        picks in prop::collection::vec(0usize..2, 4..=16),
+        k in knobs(),
+        cancel in prop::option::weighted(0.3, (1u64..=16, 1usize..10)),
+        stop_after in prop::option::weighted(0.15, 1usize..12),
     ) {
         let m = Meddle { cancel, stop_after };
         if let Err(e) = scenario(&hosts, &picks, k, m) {
