@@ -115,7 +115,8 @@ fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
 enum Behaviour {
     /// Keep-alive, answers every request.
     Normal,
-    /// As `Normal`, its name answered after this many ms.
+    /// As `Normal`, its name answered after this many ms (before the connect
+    /// timeout, or past it: a later attempt may find the name cached).
     DnsLate(u64),
     /// Its name is never answered.
     DnsNever,
@@ -177,6 +178,8 @@ impl Behaviour {
     fn kinds(self, c: &Config) -> Vec<ErrorKind> {
         use ErrorKind::*;
         match self {
+            // Past the connect timeout (500 ms), with a margin for a loaded machine.
+            Behaviour::DnsLate(ms) if ms > 300 => vec![ConnectTimeout, Dns],
             Behaviour::Normal | Behaviour::DnsLate(_) | Behaviour::Throttle { .. } => vec![],
             Behaviour::CloseAfter(_) | Behaviour::ConnClose | Behaviour::Http10 => vec![Closed],
             Behaviour::Redirect { .. } if c.follow && c.max_redirects == 0 => {
@@ -518,14 +521,54 @@ impl Default for Knobs {
     }
 }
 
+/// Which outcomes the checker lets pass although they are wrong: those of engine
+/// bugs found here, reproduced by the `#[ignore]`d tests below and not fixed yet
+/// (so that the proptests go on finding new ones).
+#[derive(Debug, Clone, Copy)]
+struct Strictness {
+    /// A 200 from `Behaviour::Slow` at `--pipeline` above 1 (see
+    /// `a_host_silent_past_the_read_timeout_never_gives_a_200`). Set to false once
+    /// the engine is fixed.
+    tolerate_known_bugs: bool,
+}
+
+/// What the proptests tolerate today.
+const TODAY: Strictness = Strictness {
+    tolerate_known_bugs: true,
+};
+
 /// One scenario, run and checked: `Err` says what went wrong.
 fn scenario(hosts: &[Behaviour], picks: &[usize], k: Knobs, m: Meddle) -> Result<(), String> {
+    scenario_as(hosts, picks, k, m, TODAY)
+}
+
+/// [`scenario`], tolerating what `strict` says.
+fn scenario_as(
+    hosts: &[Behaviour],
+    picks: &[usize],
+    k: Knobs,
+    m: Meddle,
+    strict: Strictness,
+) -> Result<(), String> {
     let (c, urls) = setup(hosts, picks);
     let c = k.apply(c);
     let r = drive(c.clone(), &urls, m)?;
     let mut cancelled: Vec<u64> = m.cancel.map(|(t, _)| t).into_iter().collect();
     if m.stop_after.is_some() {
         cancelled = (1..=urls.len() as u64).collect();
+    }
+    if strict.tolerate_known_bugs && c.pipeline > 1 {
+        let slow_ok = |o: &&volley::engine::Outcome| {
+            hosts[picks[o.tag as usize - 1] % hosts.len()] == Behaviour::Slow
+                && o.error.is_none()
+                && o.status == Some(200)
+        };
+        let rest = Collect {
+            outcomes: r.outcomes.iter().filter(|o| !slow_ok(o)).cloned().collect(),
+            heads: Vec::new(),
+            bodies: r.bodies.clone(),
+        };
+        return check_kinds(&rest, &c, hosts, picks, &cancelled);
     }
     check_kinds(&r, &c, hosts, picks, &cancelled)
 }
@@ -534,6 +577,7 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
     prop_oneof![
         2 => Just(Behaviour::Normal),
         1 => (50u64..250).prop_map(Behaviour::DnsLate),
+        1 => (600u64..900).prop_map(Behaviour::DnsLate),
         1 => Just(Behaviour::DnsNever),
         1 => Just(Behaviour::Refused),
         1 => (1usize..3).prop_map(Behaviour::CloseAfter),
@@ -697,5 +741,35 @@ fn each_behaviour_alone_gives_an_allowed_outcome() {
             ..Knobs::default()
         };
         scenario(&[b], &[0, 0], k, Meddle::default()).unwrap_or_else(|e| panic!("{b:?}: {e}"));
+    }
+}
+
+/// Shrunk from the dense proptest: two hosts too slow to answer within the read
+/// timeout, `--pipeline 2 --per-host 1 -c 2`, two retries, adaptation and a
+/// per-host rate. A request answered after 900 ms of silence came back as a 200
+/// instead of `read_timeout`: a request pipelined behind it was written while it
+/// waited, and that write re-armed its read deadline (`Engine::queued` →
+/// `Engine::write(head)` → `touch_read(head)`). Fails in every run on main.
+#[test]
+#[ignore = "engine bug: writing a request pipelined behind another re-arms the read deadline of the one ahead"]
+fn a_host_silent_past_the_read_timeout_never_gives_a_200() {
+    let hosts = [Behaviour::Slow, Behaviour::Slow];
+    let picks = [0, 1, 0, 0, 0];
+    let k = Knobs {
+        pipeline: 2,
+        per_host: 1,
+        concurrency: 2,
+        retries: 2,
+        adapt: true,
+        rate_per_host: 40.0,
+        max_redirects: 1,
+        ..Knobs::default()
+    };
+    let strict = Strictness {
+        tolerate_known_bugs: false,
+    };
+    for run in 0..3 {
+        scenario_as(&hosts, &picks, k, Meddle::default(), strict)
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
     }
 }
