@@ -100,6 +100,10 @@ impl Behaviour {
             Behaviour::RedirectLoop => vec![],
             Behaviour::DnsNever => vec![Dns, ConnectTimeout],
             Behaviour::Refused => vec![ConnectRefused, Connect],
+            // Pipelined behind a request that timed out, a request is sent again
+            // on each close, free up to three times, then fails `closed` (as
+            // `engine/pipeline.rs` says).
+            Behaviour::Slow if c.pipeline > 1 => vec![ReadTimeout, TotalTimeout, Closed],
             Behaviour::Slow => vec![ReadTimeout, TotalTimeout],
             Behaviour::CutLength | Behaviour::CutChunked | Behaviour::ResetMidBody => {
                 vec![Truncated, Closed]
