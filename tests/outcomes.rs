@@ -234,58 +234,14 @@ impl Default for Knobs {
     }
 }
 
-/// Which outcomes the checker lets pass although they are wrong: those of engine
-/// bugs found here, reproduced by the `#[ignore]`d tests below and not fixed yet
-/// (so that the proptests go on finding new ones).
-#[derive(Debug, Clone, Copy)]
-struct Strictness {
-    /// At `--pipeline` above 1: a 200 from `Behaviour::Slow` (see
-    /// `a_host_silent_past_the_read_timeout_never_gives_a_200`), and `Closed` from
-    /// a redirecting host (see
-    /// `too_many_redirects_does_not_fail_the_requests_pipelined_behind_with_closed`).
-    /// Set to false once the engine is fixed.
-    tolerate_known_bugs: bool,
-}
-
-/// What the proptests tolerate today.
-const TODAY: Strictness = Strictness {
-    tolerate_known_bugs: true,
-};
-
 /// One scenario, run and checked: `Err` says what went wrong.
 fn scenario(hosts: &[Behaviour], picks: &[usize], k: Knobs, m: Meddle) -> Result<(), String> {
-    scenario_as(hosts, picks, k, m, TODAY)
-}
-
-/// [`scenario`], tolerating what `strict` says.
-fn scenario_as(
-    hosts: &[Behaviour],
-    picks: &[usize],
-    k: Knobs,
-    m: Meddle,
-    strict: Strictness,
-) -> Result<(), String> {
     let (c, urls) = setup(hosts, picks);
     let c = k.apply(c);
     let r = drive(c.clone(), &urls, m)?;
     let mut cancelled: Vec<u64> = m.cancel.map(|(t, _)| t).into_iter().collect();
     if m.stop_after.is_some() {
         cancelled = (1..=urls.len() as u64).collect();
-    }
-    if strict.tolerate_known_bugs && c.pipeline > 1 {
-        let slow_ok = |o: &&volley::engine::Outcome| {
-            let b = hosts[picks[o.tag as usize - 1] % hosts.len()];
-            let kind = o.error.as_ref().map(|e| e.kind);
-            let redirects = matches!(b, Behaviour::RedirectLoop | Behaviour::Redirect { .. });
-            b == Behaviour::Slow && kind.is_none() && o.status == Some(200)
-                || redirects && kind == Some(ErrorKind::Closed)
-        };
-        let rest = Collect {
-            outcomes: r.outcomes.iter().filter(|o| !slow_ok(o)).cloned().collect(),
-            heads: Vec::new(),
-            bodies: r.bodies.clone(),
-        };
-        return check_kinds(&rest, &c, hosts, picks, &cancelled);
     }
     check_kinds(&r, &c, hosts, picks, &cancelled)
 }
@@ -466,9 +422,8 @@ fn each_behaviour_alone_gives_an_allowed_outcome() {
 /// per-host rate. A request answered after 900 ms of silence came back as a 200
 /// instead of `read_timeout`: a request pipelined behind it was written while it
 /// waited, and that write re-armed its read deadline (`Engine::queued` →
-/// `Engine::write(head)` → `touch_read(head)`). Fails in every run on main.
+/// `Engine::write(head)` → `touch_read(head)`). Failed in every run before the fix.
 #[test]
-#[ignore = "engine bug: writing a request pipelined behind another re-arms the read deadline of the one ahead"]
 fn a_host_silent_past_the_read_timeout_never_gives_a_200() {
     let hosts = [Behaviour::Slow, Behaviour::Slow];
     let picks = [0, 1, 0, 0, 0];
@@ -482,12 +437,8 @@ fn a_host_silent_past_the_read_timeout_never_gives_a_200() {
         max_redirects: 1,
         ..Knobs::default()
     };
-    let strict = Strictness {
-        tolerate_known_bugs: false,
-    };
     for run in 0..3 {
-        scenario_as(&hosts, &picks, k, Meddle::default(), strict)
-            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        scenario(&hosts, &picks, k, Meddle::default()).unwrap_or_else(|e| panic!("run {run}: {e}"));
     }
 }
 
@@ -496,9 +447,8 @@ fn a_host_silent_past_the_read_timeout_never_gives_a_200() {
 /// per-host rate that starts the second request 300 ms after the first, onto the
 /// first's connection. The first must end `read_timeout` at 500 ms; the write of
 /// the second re-armed its read deadline to 800 ms, and it got the 200 at 700.
-/// Fails in every run on main; 3 runs.
+/// Failed in every run before the fix; 3 runs.
 #[test]
-#[ignore = "engine bug: writing a request pipelined behind another re-arms the read deadline of the one ahead"]
 fn a_request_pipelined_behind_does_not_extend_the_read_timeout_of_the_one_ahead() {
     let port = keepalive(|p| {
         std::thread::sleep(Duration::from_millis(700));
@@ -535,10 +485,9 @@ fn a_request_pipelined_behind_does_not_extend_the_read_timeout_of_the_one_ahead(
 /// ended `closed` ("the connection closed before answering the pipelined
 /// request"): each `too_many_redirects` closes its connection (the engine's own
 /// choice) and the requests behind are sent again, each close counted as a free
-/// re-send, and the fourth failed. Failed within the first few runs on main; 100
+/// re-send, and the fourth failed. Failed within the first few runs before the fix; 100
 /// runs (a few ms each).
 #[test]
-#[ignore = "engine bug: closing a connection after too_many_redirects spends the free re-sends of the requests pipelined behind"]
 fn too_many_redirects_does_not_fail_the_requests_pipelined_behind_with_closed() {
     let hosts = [Behaviour::RedirectLoop];
     let picks = [0; 5];
@@ -549,11 +498,7 @@ fn too_many_redirects_does_not_fail_the_requests_pipelined_behind_with_closed() 
         max_redirects: 2,
         ..Knobs::default()
     };
-    let strict = Strictness {
-        tolerate_known_bugs: false,
-    };
     for run in 0..100 {
-        scenario_as(&hosts, &picks, k, Meddle::default(), strict)
-            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        scenario(&hosts, &picks, k, Meddle::default()).unwrap_or_else(|e| panic!("run {run}: {e}"));
     }
 }

@@ -305,13 +305,17 @@ impl<S: Source, H: Handler> Engine<S, H> {
         }
     }
 
-    /// Writes what is left of the request; reads at once if the response was
-    /// already signalled.
+    /// Writes what is left of the request (and of those pipelined behind it); reads
+    /// at once if the response was already signalled. Bytes moving out push `t`'s
+    /// read deadline forward only while its own request is being written: once it
+    /// is all out (the connection reads), writing the requests behind is no sign of
+    /// life from the peer.
     pub(super) fn write(&mut self, t: usize, c: usize) {
         let slot = &mut self.conns[c];
+        let own = slot.conn.phase != Phase::Reading;
         match exchange::write(&mut slot.conn, &mut self.tasks[t].a.exchange, self.now) {
             Ok(w) => {
-                if w.moved {
+                if w.moved && own {
                     self.touch_read(t);
                 }
                 if w.done && std::mem::take(&mut self.conns[c].readable) {
@@ -447,7 +451,7 @@ impl<S: Source, H: Handler> Engine<S, H> {
             }
             Read::Done { reusable } => self.response_done(t, c, reusable && !unsent_body),
             Read::Failed(e) => {
-                self.release_conn(c, true);
+                self.close_by_choice(c);
                 self.fail(t, e, true);
             }
             Read::Broken(e) => self.exchange_failed(t, c, e, reused),

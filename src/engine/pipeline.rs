@@ -284,6 +284,23 @@ impl<S: Source, H: Handler> Engine<S, H> {
         true
     }
 
+    /// Closes `c` by the engine's own choice: its current response was framed but
+    /// cannot be used (too many redirects, a body that does not decode, the
+    /// handler's abort), or its current request failed (a deadline) or was
+    /// cancelled. The host closed nothing, so each request
+    /// pipelined behind is sent again without spending one of its free re-sends
+    /// (which count a host's closes).
+    pub(super) fn close_by_choice(&mut self, c: usize) {
+        if let Some(slot) = self.conns.get(c) {
+            for &w in &slot.behind {
+                if let Some(task) = self.tasks.get_mut(w) {
+                    task.a.exchange.pipelined = false;
+                }
+            }
+        }
+        self.release_conn(c, true);
+    }
+
     /// The tasks that were `behind` on `c`, which closed: each is sent again.
     pub(super) fn resend_behind(&mut self, behind: VecDeque<usize>, c: usize) {
         for w in behind {

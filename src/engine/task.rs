@@ -417,7 +417,11 @@ impl<S: Source, H: Handler> Engine<S, H> {
                 self.drop_conn_socket(c);
                 self.release_host_slot(t);
             }
-            Some(c) => self.release_conn(c, true),
+            // It fails (a deadline, a dial or request error) or is cancelled while
+            // it holds `c`: the engine closes `c`, so the requests behind it are
+            // sent again without spending a free re-send (they get their own answer,
+            // or their own deadline).
+            Some(c) => self.close_by_choice(c),
             None => match self.tasks[t].state {
                 TaskState::Dialing => self.release_host_slot(t),
                 TaskState::WaitHost => {

@@ -101,9 +101,8 @@ impl Behaviour {
             Behaviour::DnsNever => vec![Dns, ConnectTimeout],
             Behaviour::Refused => vec![ConnectRefused, Connect],
             // Pipelined behind a request that timed out, a request is sent again
-            // on each close, free up to three times, then fails `closed` (as
-            // `engine/pipeline.rs` says).
-            Behaviour::Slow if c.pipeline > 1 => vec![ReadTimeout, TotalTimeout, Closed],
+            // free of charge (the engine closed the connection, not the host), and
+            // ends with its own deadline: never `closed`.
             Behaviour::Slow => vec![ReadTimeout, TotalTimeout],
             Behaviour::CutLength | Behaviour::CutChunked | Behaviour::ResetMidBody => {
                 vec![Truncated, Closed]
