@@ -19,15 +19,14 @@ mod common;
 #[path = "outcomes/hosts.rs"]
 mod hosts;
 
-use common::{cfg, loopback_dns, requests, Collect};
+use common::drive::Meddle;
+use common::{cfg, loopback_dns, Collect};
 use hosts::{answer, host, keepalive, Behaviour, MAX_HEAD, READ_TIMEOUT};
 use proptest::prelude::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use volley::codec::Limits;
-use volley::engine::{Config, Engine};
+use volley::engine::Config;
 use volley::ErrorKind;
 
 /// The hard limit of one run of up to 8 requests.
@@ -39,67 +38,9 @@ fn limit(n: usize) -> Duration {
     LIMIT.max(Duration::from_millis(1600) * n as u32)
 }
 
-/// What the caller does to the run while it goes.
-#[derive(Debug, Clone, Copy, Default)]
-struct Meddle {
-    /// Cancels this tag (1-based) at the first step after this many steps.
-    cancel: Option<(u64, usize)>,
-    /// Sets `Config::stop` after this many steps.
-    stop_after: Option<usize>,
-}
-
-/// Runs `urls` (tags 1..) under the hard limit; the outcomes sorted by tag, or why
-/// the run is wrong: it hung, or a request pulled from the source got no outcome or
-/// more than one (all of them are pulled unless the run was stopped).
-fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    if m.stop_after.is_some() {
-        c.stop = Some(stop.clone());
-    }
-    let mut e = Engine::new(c, requests(urls), Collect::default()).unwrap();
-    let until = Instant::now() + limit(urls.len());
-    let mut steps = 0;
-    while e
-        .step(Some(Duration::from_millis(100)))
-        .map_err(|x| x.to_string())?
-    {
-        // After a stop the source is not drained: the turn that saw it is the last.
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        steps += 1;
-        if Instant::now() > until {
-            let done: Vec<u64> = e.handler().outcomes.iter().map(|o| o.tag).collect();
-            return Err(format!(
-                "hung: {} of {} requests done after {:?} (done: {done:?}, stats {:?})",
-                done.len(),
-                urls.len(),
-                limit(urls.len()),
-                e.stats()
-            ));
-        }
-        if let Some((tag, at)) = m.cancel {
-            if steps == at {
-                e.cancel(tag);
-            }
-        }
-        if m.stop_after == Some(steps) {
-            stop.store(true, Ordering::SeqCst);
-        }
-    }
-    let pulled = e.stats().started;
-    let (_, mut r) = e.into_parts();
-    r.outcomes.sort_by_key(|o| o.tag);
-    let tags: Vec<u64> = r.outcomes.iter().map(|o| o.tag).collect();
-    if m.stop_after.is_none() && pulled != urls.len() as u64 {
-        return Err(format!("{pulled} of {} requests pulled", urls.len()));
-    }
-    // Sources hand requests out in order: those pulled are the first ones.
-    let want: Vec<u64> = (1..=pulled).collect();
-    if tags != want {
-        return Err(format!("outcomes by tag {tags:?}, want {want:?}"));
-    }
-    Ok(r)
+/// [`common::drive::drive`] under this file's limit for `urls`.
+fn drive(c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
+    common::drive::drive(c, urls, m, limit(urls.len()))
 }
 
 /// A scenario's hosts (named `h<h>.out.test`), servers and fake DNS; the config

@@ -11,80 +11,22 @@
 
 mod common;
 
-use common::{cfg, closed_port, loopback_dns, read_request, requests, server, Collect};
+use common::drive::Meddle;
+use common::{cfg, closed_port, loopback_dns, read_request, server, Collect};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use volley::engine::{Config, Engine};
+use std::time::Duration;
+use volley::engine::Config;
 use volley::ErrorKind;
 
 /// The hard limit of one run.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// What the caller does to the run while it goes.
-#[derive(Debug, Clone, Copy, Default)]
-struct Meddle {
-    /// Cancels this tag (1-based) at the first step after this many steps.
-    cancel: Option<(u64, usize)>,
-    /// Sets `Config::stop` after this many steps.
-    stop_after: Option<usize>,
-}
-
-/// Runs `urls` (tags 1..) under the hard limit; the outcomes sorted by tag, or why
-/// the run is wrong (it hung, or a request got no outcome or two; after a stop, a
-/// request pulled from the source got none).
-fn drive(mut c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    if m.stop_after.is_some() {
-        c.stop = Some(stop.clone());
-    }
-    let mut e = Engine::new(c, requests(urls), Collect::default()).unwrap();
-    let until = Instant::now() + LIMIT;
-    let mut steps = 0;
-    while e
-        .step(Some(Duration::from_millis(100)))
-        .map_err(|x| x.to_string())?
-    {
-        // After a stop the source is not drained: the turn that saw it is the last.
-        if stop.load(std::sync::atomic::Ordering::SeqCst) {
-            break;
-        }
-        steps += 1;
-        if Instant::now() > until {
-            let done: Vec<u64> = e.handler().outcomes.iter().map(|o| o.tag).collect();
-            return Err(format!(
-                "hung: {} of {} requests done after {LIMIT:?} (done: {done:?})",
-                done.len(),
-                urls.len()
-            ));
-        }
-        if let Some((tag, at)) = m.cancel {
-            if steps == at {
-                e.cancel(tag);
-            }
-        }
-        if m.stop_after == Some(steps) {
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-    let (_, mut r) = e.into_parts();
-    r.outcomes.sort_by_key(|o| o.tag);
-    let tags: Vec<u64> = r.outcomes.iter().map(|o| o.tag).collect();
-    // Each request pulled from the source gets one outcome: all of them, or after a
-    // stop those pulled before it (the first ones).
-    let pulled = match m.stop_after {
-        Some(_) => tags.len().min(urls.len()) as u64,
-        None => urls.len() as u64,
-    };
-    let want: Vec<u64> = (1..=pulled).collect();
-    if tags != want {
-        return Err(format!("outcomes by tag {tags:?}, want {want:?}"));
-    }
-    Ok(r)
+/// [`common::drive::drive`] under [`LIMIT`].
+fn drive(c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
+    common::drive::drive(c, urls, m, LIMIT)
 }
 
 /// How a host behaves.

@@ -2,6 +2,8 @@
 //! misbehaving servers on loopback, and a fake DNS server there.
 #![allow(dead_code)]
 
+pub mod drive;
+
 pub type Headers = Vec<(String, String)>;
 
 use std::io::{Read, Write};
