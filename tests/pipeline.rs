@@ -439,3 +439,57 @@ proptest! {
         }
     }
 }
+
+/// A host that never answers within `--read-timeout` (200 ms), eight requests at
+/// `--pipeline 8 --per-host 1`, no retry. Each request ahead fails its deadline and
+/// the engine closes its connection, sending those behind again without spending
+/// their free re-sends; after three such bumps a request goes on a connection
+/// alone, so a run of failing requests ahead cannot keep it waiting. Requests sent:
+/// 8 + 7 + 6 on the first three connections, then one on each of five: 26 (unbounded, each
+/// request behind waits out every one ahead: 8 + 7 + … + 1 = 36). Every request
+/// ends `read_timeout` (its own deadline, never `closed`), in one attempt.
+#[test]
+fn requests_bumped_from_behind_three_times_go_alone() {
+    let counted = Arc::new(AtomicUsize::new(0));
+    let done = counted.clone();
+    let s = server(move |i, mut st, seen| {
+        // Never answers: reads until the client closes, then records each request
+        // (with its connection's number).
+        bounded(&st);
+        let mut all = Vec::new();
+        let mut b = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut st, &mut b) {
+            all.extend_from_slice(&b[..n]);
+        }
+        let text = String::from_utf8_lossy(&all);
+        let mut seen = seen.lock().unwrap();
+        for line in text.lines().filter(|l| l.starts_with("GET ")) {
+            seen.push(format!("{i} {line}"));
+        }
+        drop(seen);
+        done.fetch_add(1, Ordering::SeqCst);
+    });
+    let urls = urls(&s.url(""), 8);
+    let c = Config {
+        read_timeout: Duration::from_millis(200),
+        retries: 0,
+        ..piped(8, 8, 1)
+    };
+    let r = run(c, &urls);
+    assert_eq!(r.outcomes.len(), 8);
+    for o in &r.outcomes {
+        let kind = o.error.as_ref().map(|e| e.kind);
+        assert_eq!(kind, Some(volley::ErrorKind::ReadTimeout), "{o:?}");
+        assert_eq!(o.attempts, 1, "{o:?}");
+    }
+    // Each connection's requests are counted when the server sees it close.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while counted.load(Ordering::SeqCst) < s.conns.load(Ordering::SeqCst)
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(s.conns.load(Ordering::SeqCst), 8);
+    let seen = s.requests.lock().unwrap().clone();
+    assert_eq!(seen.len(), 26, "{seen:?}");
+}

@@ -51,6 +51,11 @@ pub(crate) struct Attempt {
     /// Times a pipelined request of this attempt was sent again, free of an attempt,
     /// after its connection closed unanswered (`--pipeline`; at most 3).
     pub resends: u8,
+    /// Times this attempt's request, pipelined behind another, was sent again
+    /// because the engine closed the connection (the request ahead failed or was
+    /// cancelled): free, but after `MAX_FREE_RESENDS` of these it goes on a
+    /// connection alone, so a run of failing requests ahead cannot keep it waiting.
+    pub bumped: u8,
     /// The current hop's dial is on record in the pool as bringing pipeline room
     /// (`--pipeline`): settled once, when its request goes out or it fails.
     pub promised: bool,

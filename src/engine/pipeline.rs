@@ -9,7 +9,8 @@
 //! A busy connection's `task` is the one whose response is read now, `behind` the
 //! tasks whose requests were written after it, in order; responses are matched in
 //! that order. Invariants:
-//! - only GET, HEAD and OPTIONS without a body join `behind`, only on a connection
+//! - only GET, HEAD and OPTIONS without a body (and not bumped from behind others
+//!   `MAX_FREE_RESENDS` times: `close_by_choice`) join `behind`, only on a connection
 //!   whose current request is one of those (from its first request on), whose host
 //!   has not stopped pipelining, and while `1 + behind.len() < pipeline`; such a
 //!   connection is on its host's room list (`in_room`) and nowhere else;
@@ -43,6 +44,9 @@ const MAX_FREE_RESENDS: u8 = 3;
 
 /// True when the task's request may be pipelined: GET, HEAD or OPTIONS, no body.
 pub(super) fn pipelinable(task: &Task) -> bool {
+    if task.a.bumped >= MAX_FREE_RESENDS {
+        return false; // bumped too often from behind others: it goes alone
+    }
     let m = task.spec.method.as_str();
     task.a.as_get
         || (task.spec.body.is_empty()
@@ -287,14 +291,17 @@ impl<S: Source, H: Handler> Engine<S, H> {
     /// Closes `c` by the engine's own choice: its current response was framed but
     /// cannot be used (too many redirects, a body that does not decode, the
     /// handler's abort), or its current request failed (a deadline) or was
-    /// cancelled. The host closed nothing, so each request
-    /// pipelined behind is sent again without spending one of its free re-sends
-    /// (which count a host's closes).
+    /// cancelled. The host closed nothing, so each request pipelined behind is
+    /// sent again without spending one of its free re-sends (which count a host's
+    /// closes); after [`MAX_FREE_RESENDS`] such bumps a request is no longer
+    /// pipelinable (it goes on a connection alone), so requests ahead that keep
+    /// failing (a host too slow for `--read-timeout`) cannot keep it waiting.
     pub(super) fn close_by_choice(&mut self, c: usize) {
         if let Some(slot) = self.conns.get(c) {
             for &w in &slot.behind {
                 if let Some(task) = self.tasks.get_mut(w) {
                     task.a.exchange.pipelined = false;
+                    task.a.bumped = task.a.bumped.saturating_add(1);
                 }
             }
         }
