@@ -203,6 +203,12 @@ fn check_kinds(
 fn check_open(c: &Config, hosts: &[Behaviour], ports: &[u16]) -> Result<(), String> {
     for (b, &port) in hosts.iter().zip(ports) {
         let (seen, confirmed) = peak(port);
+        if seen > c.per_host && std::env::var_os("WORKERS_SEEN").is_some() {
+            eprintln!(
+                "{b:?} (port {port}): seen {seen} open at once, per_host {}",
+                c.per_host
+            );
+        }
         if confirmed > c.per_host {
             return Err(format!(
                 "{b:?} (port {port}): {confirmed} connections open at once (seen {seen}), \
@@ -265,6 +271,12 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
             .prop_map(|(status, elsewhere)| Behaviour::Redirect { status, elsewhere }),
         1 => Just(Behaviour::RedirectLoop),
         1 => (50u64..250).prop_map(Behaviour::DnsLate),
+        1 => Just(Behaviour::Http10),
+        1 => prop_oneof![
+            Just(Behaviour::CutLength),
+            Just(Behaviour::ResetMidBody),
+            Just(Behaviour::Garbage),
+        ],
     ]
 }
 
@@ -311,6 +323,29 @@ proptest! {
     fn engines_sharing_state_give_one_allowed_outcome_each_within_per_host(
         hosts in prop::collection::vec(behaviour(), 1..=3),
         picks in prop::collection::vec(0usize..3, 2..=12),
+        k in knobs(),
+    ) {
+        if let Err(e) = scenario(&hosts, &picks, k) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 8,
+        max_shrink_iters: 32,
+        max_shrink_time: 120_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Denser runs: 8–24 requests to one or two hosts, so that the engines queue
+    /// for the same hosts' slots and hand them to each other (`Note::Freed`,
+    /// `Note::Wanted`) often.
+    #[test]
+    fn engines_contending_for_few_hosts_give_one_allowed_outcome_each_within_per_host(
+        hosts in prop::collection::vec(behaviour(), 1..=2),
+        picks in prop::collection::vec(0usize..2, 8..=24),
         k in knobs(),
     ) {
         if let Err(e) = scenario(&hosts, &picks, k) {
