@@ -26,6 +26,8 @@ use common::{cfg, loopback_dns, peak, Collect};
 use hosts::{host, Behaviour, MAX_HEAD, READ_TIMEOUT};
 use proptest::prelude::*;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use volley::codec::Limits;
@@ -38,27 +40,49 @@ fn limit(n: usize) -> Duration {
     Duration::from_secs(20).max(Duration::from_millis(1600) * n as u32)
 }
 
-/// One source shared by the engines of a run, as the binary's input stream is: each
-/// engine pulls the next request when it has room for one.
-#[derive(Clone)]
-struct Shared(Arc<Mutex<VecDeque<Request>>>);
+/// One source shared by the engines of a run, like the binary's input stream:
+/// each engine pulls the next request when it has room for one, and the end of the
+/// input is known only once `ended` is set (the reader saw the end of its input),
+/// possibly after the last request was pulled. `late` counts the times the source,
+/// empty, still answers "not exhausted" before it sets `ended` itself.
+#[derive(Clone, Default)]
+struct Stream {
+    queue: Arc<Mutex<VecDeque<Request>>>,
+    ended: Arc<AtomicBool>,
+    late: Arc<AtomicU32>,
+}
 
-impl Source for Shared {
+impl Source for Stream {
     fn next_request(&mut self) -> Option<Request> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 
-    /// Nothing is added once the run starts: an empty queue stays empty.
     fn is_exhausted(&self) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        if !self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            return false;
+        }
+        let late = self.late.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+        if late.is_err() {
+            self.ended.store(true, SeqCst);
+        }
+        self.ended.load(SeqCst)
     }
 }
 
-/// Runs `urls` (tags 1..) on `workers` engines built from clones of `c` (its
+/// Runs `urls` (tags 1..), their end known `late` (see [`Stream`]), on `workers`
+/// engines built from clones of `c` (its
 /// concurrency divided among them as the binary divides it), each on its own thread
 /// under the hard limit; all outcomes sorted by tag, or why the run is wrong: an
 /// engine hung, or a request got no outcome or more than one.
-fn drive(c: &Config, workers: usize, urls: &[String]) -> Result<Collect, String> {
+fn drive(c: &Config, workers: usize, late: u32, urls: &[String]) -> Result<Collect, String> {
     let spec = Arc::new(RequestSpec::default());
     let queue: VecDeque<Request> = urls
         .iter()
@@ -69,7 +93,11 @@ fn drive(c: &Config, workers: usize, urls: &[String]) -> Result<Collect, String>
             spec: spec.clone(),
         })
         .collect();
-    let source = Shared(Arc::new(Mutex::new(queue)));
+    let source = Stream {
+        queue: Arc::new(Mutex::new(queue)),
+        late: Arc::new(AtomicU32::new(late)),
+        ..Stream::default()
+    };
     let until = Instant::now() + limit(urls.len());
     let threads: Vec<_> = (0..workers)
         .map(|w| {
@@ -231,6 +259,8 @@ struct Knobs {
     keepalive: bool,
     adapt: bool,
     rate_per_host: f64,
+    /// The input's end is known this late (see [`Stream`]): 0 as from a file.
+    late: u32,
 }
 
 impl Knobs {
@@ -253,7 +283,7 @@ impl Knobs {
 fn scenario(hosts: &[Behaviour], picks: &[usize], k: Knobs) -> Result<(), String> {
     let (c, urls, ports) = setup(hosts, picks);
     let c = k.apply(c);
-    let r = drive(&c, k.workers, &urls)?;
+    let r = drive(&c, k.workers, k.late, &urls)?;
     check_kinds(&r, &c, hosts, picks)?;
     check_open(&c, hosts, &ports)
 }
@@ -301,6 +331,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
                     keepalive,
                     adapt,
                     rate_per_host: if paced { 40.0 } else { 0.0 },
+                    late: 0,
                 }
             },
         )
@@ -354,6 +385,31 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        max_shrink_iters: 32,
+        max_shrink_time: 120_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// As the first proptest, with the input's end known late, as from a pipe: an
+    /// engine may pull its last request, finish it and keep its connections idle
+    /// before it learns that no more will come.
+    #[test]
+    #[ignore = "engine bug: an engine that ends at the top of step() leaves its idle connections counted in Shared; another engine waiting for that host hangs"]
+    fn engines_with_a_streaming_input_give_one_allowed_outcome_each_within_per_host(
+        hosts in prop::collection::vec(behaviour(), 1..=3),
+        picks in prop::collection::vec(0usize..3, 2..=12),
+        k in knobs(),
+        late in 1u32..=6,
+    ) {
+        if let Err(e) = scenario(&hosts, &picks, Knobs { late, ..k }) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
 /// The checkers can fail: two connections held open at once to a host are seen
 /// (so `per_host 1` is caught exceeded), and a host that never answers does not
 /// pass as one that answers 200.
@@ -381,8 +437,90 @@ fn the_checkers_reject_what_a_run_must_not_do() {
     )
     .is_ok());
     drop((a, b));
-    let r = drive(&c, 2, &urls).unwrap();
+    let r = drive(&c, 2, 0, &urls).unwrap();
     check_kinds(&r, &c, &hosts, &[0]).unwrap();
     assert!(check_kinds(&r, &c, &[Behaviour::Slow], &[0]).is_err());
     assert!(check_kinds(&r, &c, &[Behaviour::Refused], &[0]).is_err());
+}
+
+/// Shrunk from the streaming case: `--per-host 1`, two engines, a streaming input
+/// whose end is seen after its last request was pulled. Engine A's request to N
+/// finishes while the input may still grow: its connection to N stays idle
+/// (counted in `Shared`). The input then ends; A's next `step` sees it in `fill`
+/// and returns `false` at once (`is_finished`), before `close_unneeded_idle`: A is
+/// dropped with N's slot still counted. Engine B's request to S is redirected to N:
+/// `try_open` is refused forever (nobody is left to free the slot, no deadline
+/// runs while waiting for a slot) and B hangs. Engines stepped in turn on this
+/// thread, so the order is exact; fails in every run on main.
+#[test]
+#[ignore = "engine bug: an engine that ends at the top of step() leaves its idle connections counted in Shared; another engine waiting for that host hangs"]
+fn an_engine_that_ends_frees_its_idle_slots_for_the_others() {
+    let (c, _, _) = setup(&[Behaviour::Normal], &[0]);
+    let n = hosts::keepalive(|p| Some(hosts::answer(p, "", "1.1")));
+    let to = format!("http://h0.w.test:{n}");
+    let s = hosts::keepalive(move |p| {
+        Some(
+            format!("HTTP/1.1 302 Found\r\nLocation: {to}{p}\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes(),
+        )
+    });
+    let c = Config {
+        per_host: 1,
+        concurrency: 1,
+        ..c
+    };
+    let spec = Arc::new(RequestSpec::default());
+    let req = |tag: u64, url: String| Request {
+        tag,
+        url,
+        spec: spec.clone(),
+    };
+    for run in 0..3 {
+        // Inputs whose end is set by the test, not by the source.
+        let stream = || Stream {
+            late: Arc::new(AtomicU32::new(u32::MAX)),
+            ..Stream::default()
+        };
+        let (sa, sb) = (stream(), stream());
+        sa.queue
+            .lock()
+            .unwrap()
+            .push_back(req(1, format!("http://h0.w.test:{n}/p1")));
+        let mut a = Engine::new(c.clone(), sa.clone(), Collect::default()).unwrap();
+        let mut b = Engine::new(c.clone(), sb.clone(), Collect::default()).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        // A answers its request; the input may still grow: its connection stays idle.
+        while a.handler().outcomes.is_empty() {
+            assert!(a.step(Some(Duration::from_millis(50))).unwrap());
+            assert!(Instant::now() < until, "run {run}: A did not finish");
+        }
+        assert_eq!(a.stats().idle, 1, "run {run}: A keeps its connection to N");
+        // The input ends: A ends.
+        sa.ended.store(true, SeqCst);
+        while a.step(Some(Duration::from_millis(50))).unwrap() {
+            assert!(Instant::now() < until, "run {run}: A did not end");
+        }
+        drop(a);
+        // B's request is redirected to N: it must get N's slot.
+        sb.queue
+            .lock()
+            .unwrap()
+            .push_back(req(2, format!("http://h1.w.test:{s}/p2")));
+        sb.ended.store(true, SeqCst);
+        let until = Instant::now() + Duration::from_secs(5);
+        while b.step(Some(Duration::from_millis(50))).unwrap() {
+            assert!(
+                Instant::now() < until,
+                "run {run}: B hung waiting for N's slot: {:?}",
+                b.stats()
+            );
+        }
+        let o = &b.handler().outcomes;
+        assert_eq!(o.len(), 1);
+        assert_eq!(
+            (o[0].status, o[0].error.is_none()),
+            (Some(200), true),
+            "run {run}"
+        );
+    }
 }
