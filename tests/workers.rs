@@ -396,8 +396,12 @@ proptest! {
     /// As the first proptest, with the input's end known late, as from a pipe: an
     /// engine may pull its last request, finish it and keep its connections idle
     /// before it learns that no more will come.
+    ///
+    /// Passed 240 cases on main, but a case can hang on the engine bug shown by
+    /// `an_engine_that_ends_frees_its_idle_slots_for_the_others`: ignored until
+    /// the fix (with it, it passes).
     #[test]
-    #[ignore = "engine bug: an engine that ends at the top of step() leaves its idle connections counted in Shared; another engine waiting for that host hangs"]
+    #[ignore = "engine bug: may hang as an_engine_that_ends_frees_its_idle_slots_for_the_others shows"]
     fn engines_with_a_streaming_input_give_one_allowed_outcome_each_within_per_host(
         hosts in prop::collection::vec(behaviour(), 1..=3),
         picks in prop::collection::vec(0usize..3, 2..=12),
