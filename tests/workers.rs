@@ -397,11 +397,9 @@ proptest! {
     /// engine may pull its last request, finish it and keep its connections idle
     /// before it learns that no more will come.
     ///
-    /// Passed 240 cases on main, but a case can hang on the engine bug shown by
-    /// `an_engine_that_ends_frees_its_idle_slots_for_the_others`: ignored until
-    /// the fix (with it, it passes).
+    /// A case could hang on the engine bug `an_engine_that_ends_frees_its_idle_slots_for_the_others`
+    /// shows (fixed).
     #[test]
-    #[ignore = "engine bug: may hang as an_engine_that_ends_frees_its_idle_slots_for_the_others shows"]
     fn engines_with_a_streaming_input_give_one_allowed_outcome_each_within_per_host(
         hosts in prop::collection::vec(behaviour(), 1..=3),
         picks in prop::collection::vec(0usize..3, 2..=12),
@@ -457,7 +455,6 @@ fn the_checkers_reject_what_a_run_must_not_do() {
 /// runs while waiting for a slot) and B hangs. Engines stepped in turn on this
 /// thread, so the order is exact; fails in every run on main.
 #[test]
-#[ignore = "engine bug: an engine that ends at the top of step() leaves its idle connections counted in Shared; another engine waiting for that host hangs"]
 fn an_engine_that_ends_frees_its_idle_slots_for_the_others() {
     let (c, _, _) = setup(&[Behaviour::Normal], &[0]);
     let n = hosts::keepalive(|p| Some(hosts::answer(p, "", "1.1")));

@@ -368,6 +368,10 @@ impl<S: Source, H: Handler> Engine<S, H> {
             wait = Some(wait.map_or(m, |w| w.min(m)));
         }
         if self.is_finished() {
+            // `fill` may just have seen the source end: the idle connections kept
+            // for more requests free their slots (shared with other engines)
+            // before this engine ends.
+            self.close_unneeded_idle();
             return Ok(false);
         }
         if let Err(e) = self.poll.poll(&mut self.events, wait) {
