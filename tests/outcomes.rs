@@ -20,12 +20,10 @@ mod common;
 mod hosts;
 
 use common::drive::Meddle;
-use common::{cfg, loopback_dns, Collect};
-use hosts::{answer, host, keepalive, Behaviour, MAX_HEAD, READ_TIMEOUT};
+use common::Collect;
+use hosts::{answer, keepalive, Behaviour};
 use proptest::prelude::*;
-use std::collections::HashMap;
 use std::time::Duration;
-use volley::codec::Limits;
 use volley::engine::Config;
 use volley::ErrorKind;
 
@@ -46,43 +44,7 @@ fn drive(c: Config, urls: &[String], m: Meddle) -> Result<Collect, String> {
 /// A scenario's hosts (named `h<h>.out.test`), servers and fake DNS; the config
 /// (timeouts small) and the URLs of its run.
 fn setup(hosts: &[Behaviour], picks: &[usize]) -> (Config, Vec<String>) {
-    let ports: Vec<u16> = hosts.iter().enumerate().map(|(h, &b)| host(b, h)).collect();
-    let delays: HashMap<String, Option<Duration>> = hosts
-        .iter()
-        .enumerate()
-        .map(|(h, b)| {
-            let d = match b {
-                Behaviour::DnsLate(ms) => Some(Duration::from_millis(*ms)),
-                Behaviour::DnsNever => None,
-                _ => Some(Duration::ZERO),
-            };
-            (format!("h{h}.out.test"), d)
-        })
-        .collect();
-    let dns = loopback_dns(move |name| delays.get(name).copied().unwrap_or(Some(Duration::ZERO)));
-    let urls = picks
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            let h = p % hosts.len();
-            format!("http://h{h}.out.test:{}/p{}", ports[h], i + 1)
-        })
-        .collect();
-    let c = Config {
-        dns_servers: vec![dns],
-        connect_timeout: Duration::from_millis(500),
-        read_timeout: READ_TIMEOUT,
-        total_timeout: Some(Duration::from_secs(5)),
-        retry_backoff: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(2),
-        follow: true,
-        max_redirects: 2,
-        limits: Limits {
-            max_head: MAX_HEAD,
-            ..Limits::default()
-        },
-        ..cfg()
-    };
+    let (c, urls, _) = hosts::setup(hosts, picks, "out.test");
     (c, urls)
 }
 

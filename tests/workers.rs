@@ -22,15 +22,14 @@ mod common;
 #[path = "outcomes/hosts.rs"]
 mod hosts;
 
-use common::{cfg, loopback_dns, peak, Collect};
-use hosts::{host, Behaviour, MAX_HEAD, READ_TIMEOUT};
+use common::{peak, Collect};
+use hosts::Behaviour;
 use proptest::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use volley::codec::Limits;
 use volley::engine::{Config, Engine, Request, RequestSpec, Source};
 use volley::ErrorKind;
 
@@ -157,44 +156,7 @@ fn drive(c: &Config, workers: usize, late: u32, urls: &[String]) -> Result<Colle
 /// A scenario's hosts (named `h<h>.w.test`), their servers and fake DNS; the
 /// config (timeouts small), the URLs of its run, and each host's port.
 fn setup(hosts: &[Behaviour], picks: &[usize]) -> (Config, Vec<String>, Vec<u16>) {
-    let ports: Vec<u16> = hosts.iter().enumerate().map(|(h, &b)| host(b, h)).collect();
-    let delays: HashMap<String, Option<Duration>> = hosts
-        .iter()
-        .enumerate()
-        .map(|(h, b)| {
-            let d = match b {
-                Behaviour::DnsLate(ms) => Some(Duration::from_millis(*ms)),
-                Behaviour::DnsNever => None,
-                _ => Some(Duration::ZERO),
-            };
-            (format!("h{h}.w.test"), d)
-        })
-        .collect();
-    let dns = loopback_dns(move |name| delays.get(name).copied().unwrap_or(Some(Duration::ZERO)));
-    let urls = picks
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            let h = p % hosts.len();
-            format!("http://h{h}.w.test:{}/p{}", ports[h], i + 1)
-        })
-        .collect();
-    let c = Config {
-        dns_servers: vec![dns],
-        connect_timeout: Duration::from_millis(500),
-        read_timeout: READ_TIMEOUT,
-        total_timeout: Some(Duration::from_secs(5)),
-        retry_backoff: Duration::from_millis(10),
-        max_retry_after: Duration::from_secs(2),
-        follow: true,
-        max_redirects: 2,
-        limits: Limits {
-            max_head: MAX_HEAD,
-            ..Limits::default()
-        },
-        ..cfg()
-    };
-    (c, urls, ports)
+    hosts::setup(hosts, picks, "w.test")
 }
 
 /// Every outcome is of a kind its host allows under `c`: a 200 with the request's

@@ -3,11 +3,13 @@
 //! on loopback that behaves so ([`host`]). Every server thread's waits are bounded
 //! (a read timeout of 20 s; the threads end with the test process).
 
-use crate::common::{closed_port, read_request, server};
+use crate::common::{cfg, closed_port, loopback_dns, read_request, server};
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use volley::codec::Limits;
 use volley::engine::Config;
 use volley::ErrorKind;
 
@@ -300,4 +302,51 @@ pub fn host(b: Behaviour, h: usize) -> u16 {
             one_shot(head, false)
         }
     }
+}
+
+/// A scenario's hosts (named `h<h>.<domain>`), their servers and fake DNS; the
+/// config (timeouts small), the URLs of its run, and each host's port.
+pub fn setup(
+    hosts: &[Behaviour],
+    picks: &[usize],
+    domain: &str,
+) -> (Config, Vec<String>, Vec<u16>) {
+    let ports: Vec<u16> = hosts.iter().enumerate().map(|(h, &b)| host(b, h)).collect();
+    let delays: HashMap<String, Option<Duration>> = hosts
+        .iter()
+        .enumerate()
+        .map(|(h, b)| {
+            let d = match b {
+                Behaviour::DnsLate(ms) => Some(Duration::from_millis(*ms)),
+                Behaviour::DnsNever => None,
+                _ => Some(Duration::ZERO),
+            };
+            (format!("h{h}.{domain}"), d)
+        })
+        .collect();
+    let dns = loopback_dns(move |name| delays.get(name).copied().unwrap_or(Some(Duration::ZERO)));
+    let urls = picks
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let h = p % hosts.len();
+            format!("http://h{h}.{domain}:{}/p{}", ports[h], i + 1)
+        })
+        .collect();
+    let c = Config {
+        dns_servers: vec![dns],
+        connect_timeout: Duration::from_millis(500),
+        read_timeout: READ_TIMEOUT,
+        total_timeout: Some(Duration::from_secs(5)),
+        retry_backoff: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(2),
+        follow: true,
+        max_redirects: 2,
+        limits: Limits {
+            max_head: MAX_HEAD,
+            ..Limits::default()
+        },
+        ..cfg()
+    };
+    (c, urls, ports)
 }
